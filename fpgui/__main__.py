@@ -1,0 +1,3 @@
+from fpgui.cli import main
+
+raise SystemExit(main())

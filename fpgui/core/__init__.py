@@ -1,0 +1,1 @@
+"""The application's model layer. Never imports Qt (checked by import-linter)."""

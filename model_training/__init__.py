@@ -1,0 +1,1 @@
+"""Reproduces, evaluates and exports the fingerprint model. The app never imports this."""

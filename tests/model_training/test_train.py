@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from model_training import losses
+from model_training.config import TrainConfig
+from model_training.data import AnchorBank, make_batch, split_by_group
+from model_training.corpus import read_manifest
+from model_training.train import (
+    CHECKPOINT_FILE,
+    HISTORY_FILE,
+    compute_loss,
+    explicit_triplets,
+    learning_rate,
+    load_checkpoint,
+    train,
+)
+
+
+def tiny_config(corpus: Path, out: Path, **changes: object) -> TrainConfig:
+    base = TrainConfig(
+        corpus=str(corpus),
+        out_dir=str(out),
+        input_size=32,
+        anchors_per_batch=4,
+        copies_per_anchor=2,
+        steps=4,
+        val_every=2,
+        anchor_long_side=64,
+        procedural_anchors=4,
+        val_fraction=0.2,
+        test_fraction=0.2,
+        workers=0,
+        device="cpu",
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_split_keeps_groups_together_and_is_stable(tiny_corpus: Path) -> None:
+    entries = read_manifest(tiny_corpus)
+    first = split_by_group(entries, 0.2, 0.2)
+    second = split_by_group(list(reversed(entries)), 0.2, 0.2)
+    assert {e.file for e in first.test} == {e.file for e in second.test}
+    groups = [{e.group for e in part} for part in (first.train, first.val, first.test)]
+    assert not (groups[0] & groups[1]) and not (groups[0] & groups[2])
+    assert len(first.train) + len(first.val) + len(first.test) == len(entries)
+
+
+def test_batch_is_a_pure_function_of_seed_and_step(tiny_corpus: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_corpus, tmp_path)
+    bank = AnchorBank.from_entries(tiny_corpus, read_manifest(tiny_corpus), config)
+    images, labels = make_batch(bank, config, step=7)
+    again, labels_again = make_batch(bank, config, step=7)
+    other, _ = make_batch(bank, config, step=8)
+    assert images.shape == (8, 1, 32, 32)
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert torch.equal(images, again) and torch.equal(labels, labels_again)
+    assert not torch.equal(images, other)
+
+
+def test_explicit_triplets_pair_original_with_copies_and_other_negatives() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    a, p, n = explicit_triplets(labels, torch.Generator().manual_seed(0))
+    assert a.tolist() == [0, 0, 3, 3]
+    assert p.tolist() == [1, 2, 4, 5]
+    assert all(labels[x] != labels[y] for x, y in zip(a.tolist(), n.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("loss", ["triplet", "weighted", "lossless", "batch_hard", "semi_hard", "infonce"])
+def test_every_configured_loss_is_finite_and_has_gradients(loss: str, tmp_path: Path) -> None:
+    config = dataclasses.replace(TrainConfig(), loss=loss)
+    embeddings = torch.nn.functional.normalize(torch.randn(12, 8), dim=1).requires_grad_()
+    labels = torch.arange(4).repeat_interleave(3)
+    value = compute_loss(config, embeddings, labels, step=0)
+    value.backward()  # type: ignore[no-untyped-call]
+    assert torch.isfinite(value)
+    assert embeddings.grad is not None and torch.isfinite(embeddings.grad).all()
+
+
+def test_weighted_loss_matches_published_formula() -> None:
+    a, p, n = torch.eye(3)[:1], torch.eye(3)[1:2], torch.eye(3)[2:3]
+    # d(a,p) = d(a,n) = sqrt(2): sqrt(2) - 0.4 * sqrt(2) + 0.2
+    expected = 2**0.5 * 0.6 + 0.2
+    assert losses.weighted_triplet_loss(a, p, n, 0.2, 0.4).item() == pytest.approx(expected)
+
+
+def test_learning_rate_follows_published_schedule() -> None:
+    config = TrainConfig(steps=1000, lr=5e-4, lr_late=1e-4, lr_drop_at=0.7)
+    assert learning_rate(config, 500) == pytest.approx(5e-4)
+    assert learning_rate(config, 800) == pytest.approx(1e-4)
+    assert learning_rate(config, 0) < 5e-4  # warm-up
+
+
+def test_train_writes_checkpoint_history_and_resumes_exactly(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
+    straight = tiny_config(tiny_corpus, tmp_path / "straight")
+    result = train(straight)
+    assert result.finished and result.steps_done == 4
+    history = [json.loads(x) for x in (tmp_path / "straight" / HISTORY_FILE).read_text().split("\n") if x]
+    assert [row["step"] for row in history] == [2, 4]
+    assert 0.0 <= history[-1]["val_top1"] <= 1.0
+
+    interrupted = tiny_config(tiny_corpus, tmp_path / "resumed")
+    calls = {"n": 0}
+
+    def stop_after_two() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 2
+
+    partial = train(interrupted, should_stop=stop_after_two)
+    assert not partial.finished and partial.steps_done == 2
+    assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT_FILE)["step"] == 2
+    resumed = train(interrupted, resume=True)
+    assert resumed.finished and resumed.steps_done == 4
+
+    a = load_checkpoint(tmp_path / "straight" / CHECKPOINT_FILE)["model"]
+    b = load_checkpoint(tmp_path / "resumed" / CHECKPOINT_FILE)["model"]
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+
+
+def test_resume_refuses_a_changed_config(tiny_corpus: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_corpus, tmp_path / "run", steps=2)
+    train(config)
+    with pytest.raises(ValueError, match="margin"):
+        train(dataclasses.replace(config, margin=0.5), resume=True)
