@@ -58,9 +58,41 @@ def split_by_group(
     return CorpusSplit(train, val, test)
 
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+
+def corpus_entries(corpus_dir: Path) -> list[CorpusEntry]:
+    """A corpus's manifest, or, for a plain folder of images (the user's own), one entry each.
+
+    Plain folders get every image as its own group; kind "photo" since users protect photos.
+    """
+    if (corpus_dir / "manifest.jsonl").exists():
+        return read_manifest(corpus_dir)
+    entries = []
+    for path in sorted(p for p in corpus_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        relative = path.relative_to(corpus_dir).as_posix()
+        entries.append(
+            CorpusEntry(
+                file=relative,
+                package="user-folder",
+                source_path=relative,
+                width=0,
+                height=0,
+                sha256="",
+                licence="the user's own",
+                kind="photo",
+                group=relative,
+                phash="",
+            )
+        )
+    if not entries:
+        raise ValueError(f"{corpus_dir} holds no manifest.jsonl and no images")
+    return entries
+
+
 def load_corpus_split(corpus_dir: Path, config: TrainConfig) -> CorpusSplit:
     # The split seed is fixed (not config.seed) so every run holds out the same test images.
-    return split_by_group(read_manifest(corpus_dir), config.val_fraction, config.test_fraction, 0)
+    return split_by_group(corpus_entries(corpus_dir), config.val_fraction, config.test_fraction, 0)
 
 
 def load_anchor(path: Path, long_side: int) -> Image.Image:

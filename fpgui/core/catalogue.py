@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,3 +370,35 @@ class Catalogue:
 
     def delete_duplicate(self, path: str) -> None:
         self._db.execute("DELETE FROM duplicates WHERE path=?", (path,))
+
+
+class ContentLookup:
+    """ "Is this sha256 already an image?" from any thread, each on its own read-only connection.
+
+    Used by the add pipeline's worker threads to decide whether a file is worth decoding before
+    the batch it belongs to reaches the (single-threaded) catalogue.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+
+    def __contains__(self, sha256: object) -> bool:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(
+                f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30.0, check_same_thread=False
+            )
+            self._local.db = db
+            with self._guard:
+                self._opened.append(db)
+        row = db.execute("SELECT 1 FROM images WHERE sha256=? LIMIT 1", (sha256,)).fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        with self._guard:
+            for db in self._opened:
+                db.close()
+            self._opened.clear()

@@ -32,11 +32,13 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from fpgui.core.catalogue import Catalogue, DuplicateRow, ImageRow
+from fpgui.core.catalogue import Catalogue, ContentLookup, DuplicateRow, ImageRow
 from fpgui.core.embedder import DEFAULT_BATCH_SIZE, Embedder
 from fpgui.core.errors import (
     FingerprintIndexError,
+    FpguiError,
     LibraryBusyError,
     LibraryError,
 )
@@ -253,7 +255,35 @@ class _Staged:
     failure: str | None = None
     unchanged_image: int | None = None  # image id, when stat says nothing changed
     unchanged_duplicate: bool = False
-    hashed: Future[HashedFile | str] | None = None
+    hashed: Future[_Prepared | str] | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A file hashed and, when its bytes looked new, already decoded into the model's input."""
+
+    hashed: HashedFile
+    tensor: torch.Tensor | None = None  # (C, S, S) float32
+    decode_error: str | None = None
+
+
+def _prepare(path: str, known: ContentLookup, embedder: Embedder) -> _Prepared | str:
+    """Worker-thread part of adding: hash, read the header, and decode unless the bytes are known.
+
+    Decoding here, ahead of the batch, lets the next batch's JPEG decoding overlap the model's
+    forward pass on this one (the model is the limit: see benchmarks/add_folder.py).
+    """
+    hashed = hash_and_measure(path)
+    if isinstance(hashed, str):
+        return hashed
+    if hashed.sha256 in known:
+        return _Prepared(hashed)
+    try:
+        return _Prepared(hashed, embedder.load_for_model(Path(path)))
+    except FpguiError as exc:
+        return _Prepared(hashed, None, str(getattr(exc, "reason", exc)))
+    except (OSError, ValueError, MemoryError) as exc:
+        return _Prepared(hashed, None, f"{type(exc).__name__}: {exc}")
 
 
 @dataclass
@@ -261,6 +291,7 @@ class _ToEmbed:
     path: str
     state: FileState
     hashed: HashedFile
+    prepared: _Prepared
     existing_id: int | None  # same content already a row: only its fingerprint is new
     replaced_id: int | None  # the path's previous row, whose content changed
     drop_duplicate_note: bool
@@ -538,10 +569,11 @@ class Library:
             if stop():
                 summary.cancelled = True
                 return
-            pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fpgui-hash")
+            pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fpgui-prepare")
+            known = ContentLookup(self._catalogue.path)
             try:
                 chunks = [files[i : i + batch] for i in range(0, len(files), batch)]
-                staged = self._stage(chunks[0], pool, embedder) if chunks else []
+                staged = self._stage(chunks[0], pool, known, embedder) if chunks else []
                 for number in range(len(chunks)):
                     if stop():
                         summary.cancelled = True
@@ -549,7 +581,7 @@ class Library:
                     current = staged
                     # Hash the next batch while this one is decoded and embedded.
                     if number + 1 < len(chunks):
-                        staged = self._stage(chunks[number + 1], pool, embedder)
+                        staged = self._stage(chunks[number + 1], pool, known, embedder)
                     for path, outcome, detail in self._commit_batch(current, embedder):
                         summary.record(outcome, path, detail)
                         yield AddProgress(
@@ -562,6 +594,7 @@ class Library:
                 raise
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+                known.close()
             self._finish_writing()
 
     def add_all(
@@ -574,9 +607,9 @@ class Library:
         return summary
 
     def _stage(
-        self, paths: list[str], pool: ThreadPoolExecutor, embedder: Embedder
+        self, paths: list[str], pool: ThreadPoolExecutor, known: ContentLookup, embedder: Embedder
     ) -> list[_Staged]:
-        """Stat each file; start hashing those the catalogue cannot vouch for."""
+        """Stat each file; start preparing (hash, decode) those the catalogue cannot vouch for."""
         staged: list[_Staged] = []
         for path in paths:
             state = stat_file(path)
@@ -593,7 +626,7 @@ class Library:
             elif duplicate is not None and same_state(duplicate, state):
                 item.unchanged_duplicate = True
             if item.unchanged_image is None and not item.unchanged_duplicate:
-                item.hashed = pool.submit(hash_and_measure, path)
+                item.hashed = pool.submit(_prepare, path, known, embedder)
             staged.append(item)
         return staged
 
@@ -625,10 +658,11 @@ class Library:
                 outcomes[path] = (AddOutcome.UNCHANGED, None)
                 continue
             assert item.hashed is not None and item.state is not None
-            hashed = item.hashed.result()
-            if isinstance(hashed, str):
-                outcomes[path] = (AddOutcome.FAILED, hashed)
+            prepared = item.hashed.result()
+            if isinstance(prepared, str):
+                outcomes[path] = (AddOutcome.FAILED, prepared)
                 continue
+            hashed = prepared.hashed
             state = item.state
             with self._mutex:
                 row = catalogue.image_by_path(path)
@@ -655,7 +689,16 @@ class Library:
                     outcomes[path] = (AddOutcome.UNCHANGED, None)
                 else:
                     to_embed.append(
-                        _ToEmbed(path, state, hashed, row.id, None, False, AddOutcome.REEMBEDDED)
+                        _ToEmbed(
+                            path,
+                            state,
+                            hashed,
+                            prepared,
+                            row.id,
+                            None,
+                            False,
+                            AddOutcome.REEMBEDDED,
+                        )  # fmt: skip
                     )
                 continue
             if duplicate is not None:
@@ -716,21 +759,13 @@ class Library:
                     outcomes[path] = (AddOutcome.MOVED, holder.path)
                 continue
             entry = _ToEmbed(
-                path, state, hashed, None, replaced_id, had_note,
+                path, state, hashed, prepared, None, replaced_id, had_note,
                 AddOutcome.UPDATED if replaced_id is not None else AddOutcome.ADDED,
             )  # fmt: skip
             to_embed.append(entry)
             pending_by_sha[hashed.sha256] = entry
 
-        embedded: dict[str, np.ndarray] = {}
-        if to_embed:
-            for result in embedder.embed_paths(
-                [Path(e.path) for e in to_embed], batch_size=max(1, len(to_embed))
-            ):
-                if result.embedding is not None:
-                    embedded[str(result.path)] = result.embedding
-                else:
-                    outcomes[str(result.path)] = (AddOutcome.FAILED, result.error)
+        embedded = self._embed_prepared(to_embed, embedder, outcomes)
 
         added_vectors: dict[int, np.ndarray] = {}
         with self._mutex, catalogue.transaction():
@@ -776,6 +811,31 @@ class Library:
                     )  # fmt: skip
         self._index_changed(added_vectors, removed_from_index)
         return [(item.path, *outcomes[item.path]) for item in staged]
+
+    @staticmethod
+    def _embed_prepared(
+        entries: list[_ToEmbed],
+        embedder: Embedder,
+        outcomes: dict[str, tuple[AddOutcome, str | None]],
+    ) -> dict[str, np.ndarray]:
+        """Fingerprints (D,) by path; files that cannot be decoded get a FAILED outcome."""
+        tensors: dict[str, torch.Tensor] = {}
+        for entry in entries:
+            prepared = entry.prepared
+            if prepared.decode_error is not None:
+                outcomes[entry.path] = (AddOutcome.FAILED, prepared.decode_error)
+            elif prepared.tensor is not None:
+                tensors[entry.path] = prepared.tensor
+            else:  # skipped by the worker as known content, but needed after all
+                try:
+                    tensors[entry.path] = embedder.load_for_model(Path(entry.path))
+                except FpguiError as exc:
+                    reason = str(getattr(exc, "reason", exc))
+                    outcomes[entry.path] = (AddOutcome.FAILED, reason)
+        if not tensors:
+            return {}
+        vectors = embedder.embed_tensors(torch.stack(list(tensors.values())))
+        return dict(zip(tensors, vectors, strict=True))
 
     def _drop_old(
         self,

@@ -130,3 +130,23 @@ def test_resume_refuses_a_changed_config(tiny_corpus: Path, tmp_path: Path) -> N
     train(config)
     with pytest.raises(ValueError, match="margin"):
         train(dataclasses.replace(config, margin=0.5), resume=True)
+
+
+def test_a_plain_folder_of_images_is_a_corpus(tmp_path: Path) -> None:
+    from model_training.data import corpus_entries
+    from tests.conftest import make_photo
+
+    (tmp_path / "sub").mkdir()
+    for i in range(3):
+        make_photo(i, (80, 60)).save(tmp_path / "sub" / f"{i}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    entries = corpus_entries(tmp_path)
+    assert [e.file for e in entries] == ["sub/0.png", "sub/1.png", "sub/2.png"]
+    assert len({e.group for e in entries}) == 3
+
+
+def test_an_empty_folder_is_refused(tmp_path: Path) -> None:
+    from model_training.data import corpus_entries
+
+    with pytest.raises(ValueError, match="no manifest.jsonl and no images"):
+        corpus_entries(tmp_path)

@@ -1,0 +1,158 @@
+"""Export a trained run as the app's model bundle: ``python -m model_training export``.
+
+The checkpoint's network is evaluated (threshold calibrated on validation queries at 99%
+precision; figures against pHash, dHash and PDQ on the same queries) and written with fp16
+weights and metadata that the app reads without importing this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from fpgui import __version__
+from fpgui.core.architecture import FingerprintNet
+from fpgui.core.embedder import Embedder
+from fpgui.core.model_files import ModelMetadata, save_model_bundle
+from model_training.config import TrainConfig
+from model_training.corpus import read_manifest
+from model_training.data import load_images, preprocessing_metadata
+from model_training.evaluate import (
+    EVAL_LONG_SIDE,
+    Fingerprinter,
+    ModelFingerprinter,
+    build_eval_data,
+    evaluate_all,
+    format_table,
+    hash_fingerprinters,
+    held_out_images,
+)
+from model_training.train import CHECKPOINT_FILE, build_network, load_checkpoint
+
+
+def network_from_run(run_dir: Path) -> tuple[FingerprintNet, TrainConfig, int]:
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    config = TrainConfig.from_dict(checkpoint["config"])
+    network = build_network(config)
+    network.load_state_dict(checkpoint["model"])
+    return network.eval(), config, int(checkpoint["step"])
+
+
+def code_version() -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return f"fpgui {__version__} ({commit})"
+
+
+def manifest_sha256(corpus: Path) -> str:
+    path = corpus / "manifest.jsonl"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+
+
+def evaluate_network(
+    network: FingerprintNet,
+    meta: ModelMetadata,
+    corpus: Path,
+    holdout: Path | None,
+    config: TrainConfig,
+    seed: int,
+    runs: int,
+    queries: int,
+    per_mod: int,
+    with_hashes: bool = True,
+) -> dict[str, Any]:
+    """Model (and hashes) on corpus-test and held-out photos; returns the report dict."""
+    embedder = Embedder.from_network(network, meta, device="cpu")
+    methods: list[Fingerprinter] = [ModelFingerprinter("model", embedder)]
+    if with_hashes:
+        methods += hash_fingerprinters()
+    val_images = held_out_images(corpus, config, "val")
+    sets: dict[str, list[Image.Image]] = {"corpus-test": held_out_images(corpus, config, "test")}
+    if holdout is not None and (holdout / "manifest.jsonl").exists():
+        sets["holdout-photos"] = load_images(
+            [holdout / e.file for e in read_manifest(holdout)], EVAL_LONG_SIDE
+        )
+    report: dict[str, Any] = {"seed": seed, "runs": runs, "queries": queries}
+    for name, images in sets.items():
+        data = build_eval_data(val_images, images, seed, runs, queries, per_mod)
+        results = evaluate_all(methods, data)
+        report[name] = {"library": len(images[::2]), "results": results}
+        print(format_table(results, f"\n== {name}: library {len(images[::2])} =="), flush=True)
+    return report
+
+
+def export_run(
+    run_dir: Path,
+    out_dir: Path,
+    holdout: Path | None,
+    seed: int = 0,
+    runs: int = 3,
+    queries: int = 500,
+    per_mod: int = 50,
+    name: str = "fpgui-resnet18",
+    version: str | None = None,
+) -> ModelMetadata:
+    network, config, step = network_from_run(run_dir)
+    corpus = Path(config.corpus)
+    base = preprocessing_metadata(config)
+    report = evaluate_network(network, base, corpus, holdout, config, seed, runs, queries, per_mod)
+    model_result = report["corpus-test"]["results"]["model"]
+    summary = {
+        split: {
+            k: v for k, v in report[split]["results"]["model"].items() if k != "per_modification"
+        }
+        for split in ("corpus-test", "holdout-photos")
+        if split in report
+    }
+    meta = ModelMetadata(
+        name=name,
+        version=version or dt.date.today().isoformat(),
+        input_size=config.input_size,
+        embedding_dim=config.embedding_dim,
+        l2_normalize=config.l2_normalize,
+        threshold=round(float(model_result["threshold"]), 6),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        code_version=code_version(),
+        training={
+            "config": config.to_dict(),
+            "steps_done": step,
+            "corpus_manifest_sha256": manifest_sha256(corpus),
+            "corpus_images": len(read_manifest(corpus)) if corpus.exists() else 0,
+        },
+        metrics={"model": summary, "threshold_target_precision": 0.99, "eval_seed": seed},
+    )
+    final = save_model_bundle(network, meta, out_dir)
+    (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return final
+
+
+def run(args: argparse.Namespace) -> int:
+    holdout = Path(args.holdout) if args.holdout else None
+    meta = export_run(
+        Path(args.run), Path(args.out), holdout, args.seed, args.runs, args.queries, args.per_mod
+    )
+    print(f"exported {meta.model_id} to {args.out} (threshold {meta.threshold:.4f})")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("export", help="evaluate a run and write the app's model bundle")
+    parser.add_argument("--run", default="runs/default", help="training run directory")
+    parser.add_argument("--out", default="resources/model")
+    parser.add_argument("--holdout", default="corpus/holdout")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--per-mod", type=int, default=50)
+    parser.set_defaults(func=run)

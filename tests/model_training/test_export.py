@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fpgui.core.embedder import Embedder
+from fpgui.core.model_files import read_metadata
+from model_training.export import export_run
+from model_training.train import train
+from tests.conftest import make_photo
+from tests.model_training.test_train import tiny_config
+
+
+def test_tiny_train_evaluate_export_round_trip(tiny_corpus: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_corpus, tmp_path / "run", steps=3, val_every=3)
+    train(config)
+    out = tmp_path / "model"
+    meta = export_run(tmp_path / "run", out, holdout=None, runs=1, queries=6, per_mod=1)
+    assert (out / "weights.pt").stat().st_size < 25 * 2**20
+    saved = read_metadata(out)
+    assert saved.input_size == 32 and saved.embedding_dim == 128
+    assert saved.threshold == meta.threshold and saved.threshold > 0
+    assert saved.training["steps_done"] == 3
+    assert set(saved.metrics["model"]["corpus-test"]) >= {"precision", "recall", "f1", "top5"}
+    assert (out / "evaluation.json").exists()
+
+    embedder = Embedder(out, device="cpu")
+    image = make_photo(5)
+    e = embedder.embed_images([image, image])
+    assert e.shape == (2, 128) and e.dtype == np.float32
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-3)
