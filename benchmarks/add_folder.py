@@ -113,8 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=48, help="generated photos (default 48)")
     parser.add_argument("--model", type=Path, help="model folder (default: bundled or random)")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     folder = args.folder or photo_folder(args.count)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg"})

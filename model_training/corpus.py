@@ -205,7 +205,8 @@ _PLASMA_PHOTOS = (
 # Documentation screenshots and UI chrome are excluded where they are many; everything else is
 # left to the size / icon / dedup filters.
 PACKAGE_RULES: dict[str, PackageRule] = {
-    "gcompris-qt-data": PackageRule(kind="art"),
+    # Many of GCompris's pictures are photographs (animals, places), so the heuristic decides.
+    "gcompris-qt-data": PackageRule(),
     "tuxpaint-stamps-default": PackageRule(kind="art"),
     "tuxpaint-data": PackageRule(kind="art"),
     "openclipart-png": PackageRule(kind="art"),

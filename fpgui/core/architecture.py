@@ -15,7 +15,7 @@ ARCHITECTURE_NAME = "resnet18-gray-dense"
 
 
 class FingerprintNet(nn.Module):
-    """Maps ``(N, C, H, W)`` float images (normalised) to ``(N, embedding_dim)`` float embeddings."""
+    """Maps ``(N, C, H, W)`` normalised float images to ``(N, embedding_dim)`` embeddings."""
 
     def __init__(
         self, embedding_dim: int = 128, in_channels: int = 1, l2_normalize: bool = True

@@ -139,7 +139,9 @@ def load_model_bundle(model_dir: Path) -> tuple[FingerprintNet, ModelMetadata]:
     return network, dataclasses.replace(meta, weights_sha256=actual_sha)
 
 
-def save_model_bundle(network: FingerprintNet, meta: ModelMetadata, model_dir: Path) -> ModelMetadata:
+def save_model_bundle(
+    network: FingerprintNet, meta: ModelMetadata, model_dir: Path
+) -> ModelMetadata:
     """Write fp16 weights and metadata atomically; returns the metadata with the weights' sha256."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)

@@ -25,10 +25,7 @@ def to_model_image(image: Image.Image, meta: ModelMetadata) -> Image.Image:
 def to_model_tensor(image: Image.Image, meta: ModelMetadata) -> torch.Tensor:
     """``(C, S, S)`` float32, normalised with the model's mean and std."""
     array = np.asarray(to_model_image(image, meta), dtype=np.float32) / 255.0
-    if array.ndim == 2:
-        array = array[None, :, :]
-    else:
-        array = array.transpose(2, 0, 1)
+    array = array[None, :, :] if array.ndim == 2 else array.transpose(2, 0, 1)
     mean = np.asarray(meta.mean, dtype=np.float32)[:, None, None]
     std = np.asarray(meta.std, dtype=np.float32)[:, None, None]
     return torch.from_numpy((array - mean) / std)

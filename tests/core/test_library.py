@@ -254,12 +254,12 @@ def test_unreadable_file_is_reported(
 def test_file_vanishing_during_add_is_reported(library: Library, photo_folder: Path) -> None:
     failed: dict[str, str] = {}
     for step in library.add([photo_folder], batch_size=2):
-        if step.done == 1:  # batch 2 is already being hashed, batch 3 is not yet looked at
-            (photo_folder / "photo_3.jpg").unlink()
+        if step.done == 1:  # batch 2 is already read ahead; batches 3 and 4 are not looked at
             (photo_folder / "photo_5.jpg").unlink()
+            (photo_folder / "photo_7.jpg").unlink()
         if step.outcome is AddOutcome.FAILED:
             failed[Path(step.path or "").name] = step.detail or ""
-    assert set(failed) == {"photo_3.jpg", "photo_5.jpg"}
+    assert set(failed) == {"photo_5.jpg", "photo_7.jpg"}
     assert all("not found" in reason for reason in failed.values())
     assert len(library.images()) == 6
 

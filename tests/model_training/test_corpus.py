@@ -8,7 +8,9 @@ import io
 import json
 import struct
 import zlib
+from collections import Counter
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -50,12 +52,12 @@ def make_rcc(files: dict[str, bytes], compress: set[str]) -> bytes:
     Mirrors rcc's writer: nodes numbered breadth-first so each directory's children are contiguous.
     """
     tree: dict[str, object] = {}
-    for path, data in files.items():
+    for path, content in files.items():
         node = tree
         *dirs, name = path.split("/")
         for part in dirs:
             node = node.setdefault(part, {})  # type: ignore[assignment]
-        node[name] = (path, data)
+        node[name] = (path, content)
 
     names = bytearray()
     name_offsets: dict[str, int] = {}
@@ -67,7 +69,7 @@ def make_rcc(files: dict[str, bytes], compress: set[str]) -> bytes:
             names.extend(struct.pack(">HI", len(name), 0) + encoded)
         return name_offsets[name]
 
-    data = bytearray()
+    payloads = bytearray()
     nodes: list[bytes] = []
     queue: list[tuple[str, object]] = [("", tree)]
     next_index = 1
@@ -80,19 +82,19 @@ def make_rcc(files: dict[str, bytes], compress: set[str]) -> bytes:
             next_index += len(children)
             queue.extend(children)
         else:
-            path, payload = item  # type: ignore[misc]
+            path, payload = cast(tuple[str, bytes], item)
             flags = 0
             if path in compress:
                 payload = struct.pack(">I", len(payload)) + zlib.compress(payload)
                 flags = 0x01
-            nodes.append(struct.pack(">IHHHI", offset, flags, 0, 0, len(data)) + bytes(8))
-            data.extend(struct.pack(">I", len(payload)) + payload)
+            nodes.append(struct.pack(">IHHHI", offset, flags, 0, 0, len(payloads)) + bytes(8))
+            payloads.extend(struct.pack(">I", len(payload)) + payload)
     tree_bytes = b"".join(nodes)
     header = 20
     tree_off, data_off = header, header + len(tree_bytes)
-    names_off = data_off + len(data)
+    names_off = data_off + len(payloads)
     head = b"qres" + struct.pack(">IIII", 2, tree_off, data_off, names_off)
-    return head + tree_bytes + bytes(data) + bytes(names)
+    return head + tree_bytes + bytes(payloads) + bytes(names)
 
 
 def write(root: Path, rel: str, data: bytes) -> None:
@@ -278,7 +280,7 @@ def test_only_every_nth_video_frame_is_kept(tmp_path: Path) -> None:
     for number in range(120):
         write(root, f"seq/frame{number:04d}.pgm", b"P5\n1 1\n255\n\0")
     write(root, "seq/background.pgm", b"P5\n1 1\n255\n\0")
-    drops: corpus.Counter[str] = corpus.Counter()
+    drops: Counter[str] = Counter()
 
     rule = PackageRule(frames_every=50, frames_max=5)
     found = corpus.list_candidates("video", root, rule, drops)

@@ -33,8 +33,11 @@ def test_verdicts_find_nearest_and_top5() -> None:
 
 def test_threshold_keeps_target_precision() -> None:
     # Sorted by distance: right, right, right, wrong, right, wrong.
-    v = _v([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [True, True, True, False, True, False],
-           [True, True, True, False, True, False])
+    v = _v(
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+        [True, True, True, False, True, False],
+        [True, True, True, False, True, False],
+    )
     t = calibrate_threshold(v, target_precision=0.99)
     assert 0.3 < t < 0.4
     result = scores(v, t)

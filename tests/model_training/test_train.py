@@ -9,8 +9,8 @@ import torch
 
 from model_training import losses
 from model_training.config import TrainConfig
-from model_training.data import AnchorBank, make_batch, split_by_group
 from model_training.corpus import read_manifest
+from model_training.data import AnchorBank, make_batch, split_by_group
 from model_training.train import (
     CHECKPOINT_FILE,
     HISTORY_FILE,
@@ -71,7 +71,9 @@ def test_explicit_triplets_pair_original_with_copies_and_other_negatives() -> No
     assert all(labels[x] != labels[y] for x, y in zip(a.tolist(), n.tolist(), strict=True))
 
 
-@pytest.mark.parametrize("loss", ["triplet", "weighted", "lossless", "batch_hard", "semi_hard", "infonce"])
+@pytest.mark.parametrize(
+    "loss", ["triplet", "weighted", "lossless", "batch_hard", "semi_hard", "infonce"]
+)
 def test_every_configured_loss_is_finite_and_has_gradients(loss: str, tmp_path: Path) -> None:
     config = dataclasses.replace(TrainConfig(), loss=loss)
     embeddings = torch.nn.functional.normalize(torch.randn(12, 8), dim=1).requires_grad_()
@@ -102,7 +104,9 @@ def test_train_writes_checkpoint_history_and_resumes_exactly(
     straight = tiny_config(tiny_corpus, tmp_path / "straight")
     result = train(straight)
     assert result.finished and result.steps_done == 4
-    history = [json.loads(x) for x in (tmp_path / "straight" / HISTORY_FILE).read_text().split("\n") if x]
+    history = [
+        json.loads(x) for x in (tmp_path / "straight" / HISTORY_FILE).read_text().split("\n") if x
+    ]
     assert [row["step"] for row in history] == [2, 4]
     assert 0.0 <= history[-1]["val_top1"] <= 1.0
 

@@ -1,0 +1,57 @@
+"""Small shared resources of the UI: the application icon, file-dialog filters, help text."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
+
+
+@cache
+def image_file_filter() -> str:
+    """The file-dialog filter for every image suffix the core can decode.
+
+    Imported on first use: ``fpgui.core.images`` pulls in numpy and Pillow, which the first
+    window does not need.
+    """
+    from fpgui.core.images import SUPPORTED_SUFFIXES
+
+    patterns = " ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES))
+    return f"Images ({patterns});;All files (*)"
+
+
+def app_icon() -> QIcon:
+    """A drawn icon (a fingerprint-blue rounded square with "fp"), so no asset file is needed."""
+    icon = QIcon()
+    for size in (16, 32, 64, 128, 256):
+        pixmap = QPixmap(size, size)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setBrush(QColor("#1f5f99"))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.drawRoundedRect(QRectF(0, 0, size, size), size * 0.2, size * 0.2)
+        font = QFont()
+        font.setBold(True)
+        font.setPixelSize(max(6, int(size * 0.5)))
+        painter.setFont(font)
+        painter.setPen(QColor("white"))
+        painter.drawText(pixmap.rect(), Qt.AlignmentFlag.AlignCenter, "fp")
+        painter.end()
+        icon.addPixmap(pixmap)
+    return icon
+
+
+HELP_TEXT = """<h3>fpgui: is this image a copy of one of mine?</h3>
+<p><b>1. Build your library.</b> In <i>Library</i>, add the folders holding the photos you want to
+protect (Ctrl+Shift+A, or drop a folder on the grid). Each image is fingerprinted once; adding the
+same folder again only picks up what changed.</p>
+<p><b>2. Check an image.</b> In <i>Check</i>, drop an image, paste one (Ctrl+V) or open one
+(Ctrl+O). The banner says <i>Copy of &lt;name&gt;</i> when a protected image is closer than the
+threshold, or <i>No match</i> with the nearest distance. The five closest protected images are shown
+below it; <i>Compare</i> puts one beside your query. Several files or a folder give a table you can
+export.</p>
+<p><b>Distances</b> are L2 distances between fingerprints (0 = identical, 2 = opposite). The
+threshold comes from the model's calibration; you can override it in Settings.</p>
+"""

@@ -1,0 +1,1 @@
+"""Small widgets the views are built from: banners, the drop zone, match cards, the batch table."""

@@ -1,0 +1,144 @@
+"""Batch check results: one row per query, sortable, exportable as CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor
+
+if TYPE_CHECKING:
+    from fpgui.core.matching import CheckResult
+
+COLUMNS = ("Query", "Verdict", "Best match", "Distance")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+COPY_COLOUR = QColor("#b3261e")
+NO_MATCH_COLOUR = QColor("#1e7b34")
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One checked query: a result, or the reason it could not be checked."""
+
+    query: str
+    result: CheckResult | None = None
+    error: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        if self.result is None:
+            return "Error"
+        return "Copy" if self.result.is_copy else "No match"
+
+    @property
+    def best_match(self) -> str:
+        if self.result is None:
+            return self.error or ""
+        nearest = self.result.nearest
+        return nearest.path if nearest is not None else "(library is empty)"
+
+    @property
+    def distance(self) -> float | None:
+        if self.result is None or self.result.nearest is None:
+            return None
+        return self.result.nearest.distance
+
+
+class BatchTableModel(QAbstractTableModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[BatchRow] = []
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.rows = []
+        self.endResetModel()
+
+    def append(self, row: BatchRow) -> None:
+        self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
+        self.rows.append(row)
+        self.endInsertRows()
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(  # noqa: N802
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == 0:
+                return os.path.basename(row.query) or row.query
+            if column == 1:
+                return row.verdict
+            if column == 2:
+                return os.path.basename(row.best_match) if row.result else row.best_match
+            distance = row.distance
+            return "" if distance is None else f"{distance:.3f}"
+        if role == SORT_ROLE:
+            if column == 3:
+                return row.distance if row.distance is not None else float("inf")
+            return str(self.data(index, Qt.ItemDataRole.DisplayRole)).lower()
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row.query if column == 0 else row.best_match
+        if role == Qt.ItemDataRole.ForegroundRole and column == 1:
+            if row.verdict == "Copy":
+                return COPY_COLOUR
+            if row.verdict == "No match":
+                return NO_MATCH_COLOUR
+        if role == Qt.ItemDataRole.FontRole and column == 1 and row.verdict == "Copy":
+            from PySide6.QtGui import QFont
+
+            font = QFont()
+            font.setBold(True)
+            return font
+        return None
+
+
+def rows_to_csv(rows: list[BatchRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["query", "verdict", "best_match", "distance", "threshold", "sha256", "error"])
+    for row in rows:
+        result = row.result
+        writer.writerow(
+            [
+                row.query,
+                row.verdict,
+                row.best_match if result else "",
+                "" if row.distance is None else f"{row.distance:.6f}",
+                "" if result is None else f"{result.threshold:.6f}",
+                "" if result is None else result.sha256,
+                row.error or "",
+            ]
+        )
+    return out.getvalue()
+
+
+def rows_to_json(rows: list[BatchRow]) -> str:
+    """The command line's ``check --json`` objects, as one JSON array."""
+    items: list[dict[str, Any]] = []
+    for row in rows:
+        if row.result is not None:
+            items.append(row.result.to_json_dict() | {"query": row.query})
+        else:
+            items.append({"query": row.query, "error": row.error or "unknown error"})
+    return json.dumps(items, indent=2) + "\n"
