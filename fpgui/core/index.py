@@ -99,6 +99,8 @@ class FingerprintIndex:
             meta["dim"], meta["model_sha256"], ef=meta["ef"], m=meta["m"],
             ef_construction=meta["ef_construction"], capacity=1,
         )  # fmt: skip
+        # A fresh, un-initialised hnswlib index: load_index on an initialised one warns.
+        index._index = hnswlib.Index(space=_SPACE, dim=meta["dim"])
         try:
             index._index.load_index(str(graph), max_elements=meta["capacity"])
         except (RuntimeError, ValueError, MemoryError) as exc:
