@@ -35,7 +35,7 @@ class TrainConfig:
     temperature: float = 0.1  # infonce
     anchors_per_batch: int = 48  # P of the P x K batch
     copies_per_anchor: int = 3  # K: modified copies of each anchor in a batch
-    steps: int = 3000
+    steps: int = 1800
     lr: float = 5e-4
     lr_late: float = 1e-4  # the published schedule: Adam 5e-4, then 1e-4
     lr_drop_at: float = 0.7  # fraction of steps after which lr_late applies
@@ -46,7 +46,7 @@ class TrainConfig:
     composed_fraction: float = 0.1  # share of anchors built as collages of corpus images
     val_fraction: float = 0.05  # of corpus groups, for validation and threshold calibration
     test_fraction: float = 0.05  # of corpus groups, never trained on, for evaluation
-    val_every: int = 250  # steps
+    val_every: int = 200  # steps
     checkpoint_minutes: float = 4.0
     device: str = "auto"
     workers: int = 1  # data-loader processes making the modified copies

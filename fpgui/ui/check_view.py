@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from fpgui.core.library import Library
     from fpgui.core.matching import CheckResult, Match
 
-PREVIEW_SIZE = 300
+PREVIEW_SIZE = 240
 
 
 @dataclass(frozen=True)
@@ -371,15 +371,19 @@ class CheckView(QWidget):
             return _check_one(library, source, label, threshold)
 
         self.busy_changed.emit(True)
-        self._task = run_task(
+        run_task(
             self.runner,
             "check image",
             work,
             on_result=self._show_single,
-            on_error=lambda exc, _tb: self._failed(exc, f"checking {name}"),
+            on_error=lambda exc, _tb: self._single_failed(exc, name),
             on_ended=self._task_ended,
+            on_started=self._keep_task,
         )
         self._update_availability()
+
+    def _keep_task(self, handle: TaskHandle[Any]) -> None:
+        self._task = handle
 
     def _show_single(self, outcome: SingleCheck) -> None:
         self.last_check = outcome
@@ -397,7 +401,9 @@ class CheckView(QWidget):
         for match in result.matches:
             card = MatchCard(match, result.threshold, self.thumbnails)
             card.compare_requested.connect(self.compare)
-            self.cards_layout.insertWidget(self.cards_layout.count() - 1, card)
+            self.cards_layout.insertWidget(
+                self.cards_layout.count() - 1, card, 0, Qt.AlignmentFlag.AlignTop
+            )
             self.cards.append(card)
         if not result.matches:
             self.verdict.set_result(result)
@@ -464,6 +470,7 @@ class CheckView(QWidget):
         self.batch_table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
         self.pages.setCurrentIndex(2)
         self.drop_zone.set_compact(True)
+        self.status_message.emit("")
         self._show_progress("Finding images\u2026")
 
         def work(control: TaskControl) -> bool:
@@ -483,14 +490,15 @@ class CheckView(QWidget):
                 try:
                     single = _check_one(library, query, query, threshold)
                 except Exception as exc:  # noqa: BLE001 - one bad query must not stop the batch
-                    control.partial(BatchRow(query, error=user_message(exc)))
+                    reason = getattr(exc, "reason", None) or user_message(exc)
+                    control.partial(BatchRow(query, error=reason))
                 else:
                     control.partial(BatchRow(query, single.result))
             control.progress(len(queries), len(queries), "", force=True)
             return control.cancelled
 
         self.busy_changed.emit(True)
-        self._task = run_task(
+        run_task(
             self.runner,
             "batch check",
             work,
@@ -499,6 +507,7 @@ class CheckView(QWidget):
             on_result=self._batch_done,
             on_error=lambda exc, _tb: self._failed(exc, "the batch check"),
             on_ended=self._task_ended,
+            on_started=self._keep_task,
         )
         self._update_availability()
 
@@ -521,7 +530,8 @@ class CheckView(QWidget):
         rows = self.batch_model.rows
         copies = sum(1 for r in rows if r.verdict == "Copy")
         errors = sum(1 for r in rows if r.verdict == "Error")
-        text = f"{len(rows)} checked: {copies} copies, {len(rows) - copies - errors} no match"
+        copies_text = "1 copy" if copies == 1 else f"{copies} copies"
+        text = f"{len(rows)} checked: {copies_text}, {len(rows) - copies - errors} no match"
         if errors:
             text += f", {errors} could not be checked"
         self.batch_summary.setText(text)
@@ -566,6 +576,18 @@ class CheckView(QWidget):
             self.progress.setValue(0)
         self.cancel_button.setVisible(not busy_indicator)
         self.progress_box.show()
+
+    def _single_failed(self, error: BaseException, name: str) -> None:
+        reason = getattr(error, "reason", None)
+        if reason:
+            message = f"{name} cannot be checked: {reason}."
+        else:
+            message = user_message(error, f"checking {name}")
+        self.banner.show_error(message)
+        self.last_check = None
+        self.empty_label.setText(f"No result: {name} could not be checked.")
+        self.pages.setCurrentIndex(0)
+        self._update_availability()
 
     def _failed(self, error: BaseException, doing: str) -> None:
         self.banner.show_error(user_message(error, doing))

@@ -541,7 +541,7 @@ class LibraryView(QWidget):
             return summary
 
         self.busy_changed.emit(True)
-        self._job = run_task(
+        run_task(
             self.runner,
             "add images",
             work,
@@ -549,8 +549,12 @@ class LibraryView(QWidget):
             on_result=self._add_finished,
             on_error=lambda exc, _tb: self.banner.show_error(user_message(exc, "adding images")),
             on_ended=self._job_ended,
+            on_started=self._keep_job,
         )
         self._update_buttons()
+
+    def _keep_job(self, handle: TaskHandle[Any]) -> None:
+        self._job = handle
 
     def _add_progress(self, done: int, total: int, text: str) -> None:
         if total <= 0:
@@ -627,7 +631,7 @@ class LibraryView(QWidget):
             return summary
 
         self.busy_changed.emit(True)
-        self._job = run_task(
+        run_task(
             self.runner,
             "re-embed library",
             work,
@@ -637,6 +641,7 @@ class LibraryView(QWidget):
                 user_message(exc, "re-fingerprinting the library")
             ),
             on_ended=self._job_ended,
+            on_started=self._keep_job,
         )
         self._update_buttons()
 
@@ -669,7 +674,7 @@ class LibraryView(QWidget):
             return len(library.remove(paths).removed)
 
         self.busy_changed.emit(True)
-        self._job = run_task(
+        run_task(
             self.runner,
             "remove images",
             work,
@@ -678,6 +683,7 @@ class LibraryView(QWidget):
             ),
             on_error=lambda exc, _tb: self.banner.show_error(user_message(exc, "removing images")),
             on_ended=self._removed,
+            on_started=self._keep_job,
         )
         self._update_buttons()
 

@@ -82,7 +82,7 @@ LOSS_NAMES: tuple[str, ...] = (
     "semi_hard",
     "infonce",
 )
-DEFAULT_STEPS = 3000
+DEFAULT_STEPS = 1800
 DEFAULT_LOSS = "infonce"
 DEFAULT_MARGIN = 0.2
 DEFAULT_THETA = 0.4
@@ -106,7 +106,7 @@ CANDIDATE_DIR = "candidate"
 EVALUATION_FILE = "evaluation.json"
 LIBRARY_CORPUS_DIR = "library-corpus"
 
-_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fpgui-retrain")
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fpgui-retrain")
 
 # "step 25/3000 loss=0.4123 lr=5.0e-04 98.1 img/s eta 41.2 min  val_loss=0.3 ..."
 _STEP_LINE = re.compile(
@@ -378,12 +378,10 @@ class ModelTrainingProcess(QObject):
         if self._process is None:
             return
         self._cancelled = True
-        self._process.terminate()
-        QTimer.singleShot(5000, self._kill_if_alive)
-
-    def _kill_if_alive(self) -> None:
-        if self._process is not None:
-            self._process.kill()
+        process = self._process
+        process.terminate()
+        # Tied to this process: it dies with it, and never kills a process started later.
+        QTimer.singleShot(5000, process, process.kill)
 
     def tail(self, count: int = 8) -> str:
         return "\n".join(self.lines[-count:])

@@ -251,10 +251,17 @@ def run_task(
     on_partial: Callable[[Any], None] | None = None,
     on_cancelled: Callable[[], None] | None = None,
     on_ended: Callable[[], None] | None = None,
+    on_started: Callable[[TaskHandle[Any]], None] | None = None,
 ) -> TaskHandle[T]:
-    """Submit ``fn`` with callbacks, all called on the GUI thread. The call views make."""
+    """Submit ``fn`` with callbacks, all called on the GUI thread. The call views make.
+
+    ``on_started(handle)`` comes before ``fn`` can report anything: a view keeps the handle
+    there (for Cancel), since with the synchronous runner ``fn`` has ended when this returns.
+    """
 
     def connect(handle: TaskHandle[Any]) -> None:
+        if on_started is not None:
+            on_started(handle)
         if on_progress is not None:
             handle.progress.connect(on_progress)
         if on_partial is not None:
@@ -281,7 +288,8 @@ def user_message(error: BaseException, doing: str = "") -> str:
     prefix = f"{doing[:1].upper()}{doing[1:]} failed: " if doing else ""
     name = type(error).__name__
     if name == "LibraryBusyError":
-        return f"The library is busy: {error}. Try again when the other job has finished."
+        text = str(error) or "the library is busy"
+        return f"{text[:1].upper()}{text[1:]}."
     if isinstance(error, OSError):
         where = f" ({error.filename})" if error.filename else ""
         if error.errno == errno.ENOSPC:

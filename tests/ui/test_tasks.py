@@ -50,13 +50,13 @@ def test_errors_are_delivered_not_raised(qtbot: QtBot) -> None:
     errors: list[str] = []
 
     def work(control: TaskControl) -> None:
-        raise LibraryBusyError("another fpgui is adding images")
+        raise LibraryBusyError("library is busy: another fpgui process is writing to /lib")
 
     handle = run_task(
         runner, "fail", work, on_error=lambda exc, tb: errors.append(user_message(exc))
     )
     qtbot.waitUntil(lambda: not handle.is_running, timeout=5000)
-    assert errors and errors[0].startswith("The library is busy")
+    assert errors == ["Library is busy: another fpgui process is writing to /lib."]
     assert "Traceback" not in errors[0]
 
 

@@ -19,6 +19,7 @@ COLUMNS = ("Query", "Verdict", "Best match", "Distance")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 COPY_COLOUR = QColor("#b3261e")
 NO_MATCH_COLOUR = QColor("#1e7b34")
+ERROR_COLOUR = QColor("#8a5a00")
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -104,6 +105,7 @@ class BatchTableModel(QAbstractTableModel):
                 return COPY_COLOUR
             if row.verdict == "No match":
                 return NO_MATCH_COLOUR
+            return ERROR_COLOUR
         if role == Qt.ItemDataRole.FontRole and column == 1 and row.verdict == "Copy":
             from PySide6.QtGui import QFont
 

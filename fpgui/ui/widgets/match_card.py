@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from fpgui.ui.thumbnails import ThumbnailCache, placeholder_pixmap
 
 if TYPE_CHECKING:
     from fpgui.core.matching import Match
 
-CARD_WIDTH = 180
+CARD_PADDING = 8
 
 
 class MatchCard(QFrame):
@@ -32,14 +32,15 @@ class MatchCard(QFrame):
         self._thumbnails = thumbnails
         self.setObjectName("matchCard")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setFixedWidth(CARD_WIDTH)
+        self.setFixedWidth(thumbnails.size + 2 * CARD_PADDING)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Maximum)
         is_close = match.distance < threshold
         border = "#b3261e" if is_close else "palette(mid)"
         self.setStyleSheet(
             f"#matchCard {{ border: {3 if is_close else 1}px solid {border}; border-radius: 8px; }}"
         )
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setContentsMargins(CARD_PADDING, CARD_PADDING, CARD_PADDING, CARD_PADDING)
         layout.setSpacing(4)
         self.image = QLabel()
         self.image.setFixedSize(thumbnails.size, thumbnails.size)
@@ -50,7 +51,7 @@ class MatchCard(QFrame):
         self.name_label.setToolTip(match.path)
         metrics = self.name_label.fontMetrics()
         self.name_label.setText(
-            metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, CARD_WIDTH - 20)
+            metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, thumbnails.size)
         )
         self.distance_label = QLabel(f"distance {match.distance:.3f}")
         if is_close:
