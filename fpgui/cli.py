@@ -20,7 +20,8 @@ from typing import TextIO
 from fpgui import __version__
 from fpgui.core.errors import FpguiError, ImageLoadError
 from fpgui.core.library import AddProgress, AddSummary, Library
-from fpgui.core.paths import bundled_model_dir, default_library_dir
+from fpgui.core.model_store import active_model_dir
+from fpgui.core.paths import default_library_dir
 from fpgui.core.settings import Settings, load_settings
 
 EXIT_OK = 0
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         )  # fmt: skip
         target.add_argument(
             "--model", type=Path, metavar="DIR", default=default,
-            help="model folder with model.json and weights (default: the bundled model)",
+            help="model folder (default: the adopted model, else the bundled one)",
         )  # fmt: skip
 
     parser = argparse.ArgumentParser(
@@ -133,7 +134,7 @@ def _library_dir(args: argparse.Namespace) -> Path:
 def _open_library(args: argparse.Namespace, *, create: bool = False) -> Library:
     from fpgui.core.embedder import Embedder, require_model  # torch: only when needed
 
-    model_dir = require_model(getattr(args, "model", None) or bundled_model_dir())
+    model_dir = require_model(getattr(args, "model", None) or active_model_dir())
     device = getattr(args, "device", None) or _settings().device_or_none
     if device == "auto":
         device = None

@@ -65,6 +65,8 @@ def corpus_entries(corpus_dir: Path) -> list[CorpusEntry]:
     """A corpus's manifest, or, for a plain folder of images (the user's own), one entry each.
 
     Plain folders get every image as its own group; kind "photo" since users protect photos.
+    A manifest's ``file`` may be absolute (the retrain wizard lists library images in place):
+    ``corpus_dir / file`` then is that absolute path.
     """
     if (corpus_dir / "manifest.jsonl").exists():
         return read_manifest(corpus_dir)

@@ -23,7 +23,7 @@ from fpgui.core.embedder import Embedder
 from fpgui.core.model_files import ModelMetadata, save_model_bundle
 from model_training.config import TrainConfig
 from model_training.corpus import read_manifest
-from model_training.data import load_images, preprocessing_metadata
+from model_training.data import corpus_entries, load_images, preprocessing_metadata
 from model_training.evaluate import (
     EVAL_LONG_SIDE,
     Fingerprinter,
@@ -128,7 +128,7 @@ def export_run(
             "config": config.to_dict(),
             "steps_done": step,
             "corpus_manifest_sha256": manifest_sha256(corpus),
-            "corpus_images": len(read_manifest(corpus)) if corpus.exists() else 0,
+            "corpus_images": len(corpus_entries(corpus)) if corpus.exists() else 0,
         },
         metrics={"model": summary, "threshold_target_precision": 0.99, "eval_seed": seed},
     )
