@@ -15,14 +15,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from fpgui import __version__
 from fpgui.core.errors import FpguiError, ImageLoadError
-from fpgui.core.library import AddProgress, AddSummary, Library
-from fpgui.core.model_store import active_model_dir
 from fpgui.core.paths import default_library_dir
 from fpgui.core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    # The library pulls in torch; imported where used so that ``fpgui`` shows its window fast.
+    from fpgui.core.library import AddProgress, AddSummary, Library
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -133,6 +135,8 @@ def _library_dir(args: argparse.Namespace) -> Path:
 
 def _open_library(args: argparse.Namespace, *, create: bool = False) -> Library:
     from fpgui.core.embedder import Embedder, require_model  # torch: only when needed
+    from fpgui.core.library import Library
+    from fpgui.core.model_store import active_model_dir
 
     model_dir = require_model(getattr(args, "model", None) or active_model_dir())
     device = getattr(args, "device", None) or _settings().device_or_none
@@ -211,6 +215,8 @@ def _print_summary(summary: AddSummary, out: TextIO) -> None:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
+    from fpgui.core.library import AddSummary
+
     with _open_library(args, create=True) as library:
         line = _ProgressLine(sys.stderr, "adding")
         summary = AddSummary()
@@ -276,6 +282,8 @@ def _print_check(result: object) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from fpgui.core.library import Library
+
     with Library.open(_library_dir(args), create=False) as library:
         for image in library.images():
             if args.json:

@@ -153,3 +153,13 @@ def test_gui_receives_library_and_device(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setitem(sys.modules, "fpgui.ui.app", fake)
     assert main(["gui", "--library", str(tmp_path / "lib"), "--device", "cpu"]) == 0
     assert calls == [(tmp_path / "lib", "cpu")]
+
+
+def test_importing_the_command_line_does_not_import_torch() -> None:
+    """``fpgui`` must show its window before torch (seconds to import) is loaded."""
+    import subprocess
+    import sys
+
+    code = "import sys, fpgui.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

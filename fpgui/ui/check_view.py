@@ -415,12 +415,15 @@ class CheckView(QWidget):
     def compare(self, match: Match) -> None:
         if self.last_check is None:
             return
-        try:
-            from fpgui.ui.compare_view import CompareDialog
-        except ImportError:
-            self.banner.show_error("The compare view is not available in this build.")
-            return
-        dialog = CompareDialog(self.last_check.result, match, self.last_check.query_image, self)
+        from fpgui.ui.compare_view import CompareDialog
+
+        dialog = CompareDialog(
+            self.last_check.result,
+            match,
+            self.last_check.query_image,
+            self,
+            library=self.library,
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 
@@ -428,11 +431,8 @@ class CheckView(QWidget):
         if self.last_check is None or self.library is None:
             self.banner.show_error("Check an image first; the report describes that check.")
             return
-        try:
-            from fpgui.core import reports
-        except ImportError:
-            self.banner.show_error("Evidence reports are not available in this build.")
-            return
+        from fpgui.core import reports
+
         start = self.settings.settings.last_check_folder or str(Path.home())
         stem = Path(self.last_check.result.query).stem or "check"
         path, chosen = QFileDialog.getSaveFileName(

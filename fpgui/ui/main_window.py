@@ -52,12 +52,8 @@ class Session:
 
 def choose_model_dir() -> Path:
     """The adopted model when the model store has one, else the bundled model."""
-    try:
-        from fpgui.core.model_store import active_model_dir
-    except ImportError:
-        from fpgui.core.paths import bundled_model_dir
+    from fpgui.core.model_store import active_model_dir
 
-        return bundled_model_dir()
     return active_model_dir()
 
 
@@ -343,18 +339,19 @@ class MainWindow(QMainWindow):
         if library is None:
             self.banner.show_error("Open a library first: the wizard can train on its images.")
             return
-        try:
-            from fpgui.ui.retrain_wizard import RetrainWizard
-        except ImportError as exc:
-            self.banner.show_error(f"The retrain wizard is not available in this build ({exc}).")
-            return
+        from fpgui.ui.retrain_wizard import RetrainWizard
+
         wizard = RetrainWizard(library, self)
         wizard.model_adopted.connect(self.adopt_model)
         wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         wizard.show()
 
-    def adopt_model(self, folder: str) -> None:
-        """Use the model in ``folder`` from now on and fingerprint the library with it."""
+    def adopt_model(self, model_id: str) -> None:
+        """Use the model the wizard just adopted (now the store's active one) and re-fingerprint.
+
+        ``model_id`` is informational: the model store is the one place that says which is active.
+        """
+        folder = str(choose_model_dir())
         library = self.session.library if self.session else None
         if library is None:
             return
