@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+FILE_MODE = 0o644
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
@@ -21,6 +23,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # mkstemp makes the file private (0600); the files we write are ordinary documents.
+        os.chmod(tmp, FILE_MODE)
         yield tmp
         with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())

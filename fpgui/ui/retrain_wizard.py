@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from PySide6.QtCore import (
     QObject,
@@ -99,6 +99,7 @@ MIN_TRAINING_IMAGES = 40
 DEFAULT_EVAL_QUERIES = 200
 DEFAULT_EVAL_RUNS = 3
 POLL_MS = 40
+WATCHDOG_MS = 1000
 LOG_LINES = 40
 
 RUN_DIR = "run"
@@ -331,7 +332,10 @@ def _when_done(owner: QObject, future: Future[T], callback: Callable[[Future[T]]
 class ModelTrainingProcess(QObject):
     """``python -m model_training ARGS`` in a QProcess, reporting line by line.
 
-    ``finished(exit_code, cancelled)``; ``cancel()`` terminates the process (training saves its
+    ``line(text)`` for each line the command prints (stdout, where its progress goes);
+    ``finished(exit_code, cancelled)`` exactly once per ``start``. stderr is kept apart
+    (``errors``): a failing command's traceback ends there, and :meth:`failure_text` turns it
+    into what the wizard shows. ``cancel()`` terminates the process (training saves its
     checkpoint every few minutes, so a cancelled run resumes from the last one).
     """
 
@@ -342,9 +346,16 @@ class ModelTrainingProcess(QObject):
         super().__init__(parent)
         self.python = python
         self.lines: list[str] = []
+        self.errors: list[str] = []
         self._cancelled = False
         self._buffer = b""
+        self._error_buffer = b""
         self._process: QProcess | None = None
+        # A safety net, not the normal path: should Qt's death notification for the child
+        # ever be missed, the watchdog collects the exit itself, so a page never waits forever.
+        self._watchdog = QTimer(self)
+        self._watchdog.setInterval(WATCHDOG_MS)
+        self._watchdog.timeout.connect(self._check_exited)
 
     @property
     def running(self) -> bool:
@@ -354,10 +365,11 @@ class ModelTrainingProcess(QObject):
         if self._process is not None:
             raise RuntimeError("a model_training command is already running")
         self.lines = []
+        self.errors = []
         self._cancelled = False
-        self._buffer = b""
+        self._buffer = self._error_buffer = b""
         process = QProcess(self)
-        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        process.setProcessChannelMode(QProcess.ProcessChannelMode.SeparateChannels)
         env = QProcessEnvironment.systemEnvironment()
         env.insert("PYTHONUNBUFFERED", "1")
         # From a checkout, model_training sits beside the fpgui package, not on sys.path.
@@ -366,13 +378,20 @@ class ModelTrainingProcess(QObject):
             existing = env.value("PYTHONPATH", "")
             env.insert("PYTHONPATH", str(root) + (f"{os.pathsep}{existing}" if existing else ""))
         process.setProcessEnvironment(env)
-        working_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            working_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.errors.append(f"Cannot create {working_dir}: {exc.strerror or exc}")
+            QTimer.singleShot(0, self, lambda: self.finished.emit(-1, False))
+            return
         process.setWorkingDirectory(str(working_dir))
         process.readyReadStandardOutput.connect(self._read)
+        process.readyReadStandardError.connect(self._read_errors)
         process.finished.connect(self._finished)
         process.errorOccurred.connect(self._error)
         self._process = process
         process.start(self.python, ["-m", "model_training", *args])
+        self._watchdog.start()
 
     def cancel(self) -> None:
         if self._process is None:
@@ -384,7 +403,19 @@ class ModelTrainingProcess(QObject):
         QTimer.singleShot(5000, process, process.kill)
 
     def tail(self, count: int = 8) -> str:
-        return "\n".join(self.lines[-count:])
+        """The last lines the command printed, stdout and stderr (for logs and test failures)."""
+        return "\n".join([*self.lines[-count:], *self.errors[-count:]])
+
+    def failure_text(self, exit_code: int) -> str:
+        """Why the command failed, for the user: the end of its stderr (the exception's line)."""
+        errors = [e for e in self.errors if e.strip()]
+        if exit_code < 0 and errors:
+            return errors[-1]
+        if not errors:
+            last = f"\nIts last output:\n{self.tail(3)}" if self.lines else ""
+            return f"The command ended with exit code {exit_code} and gave no reason.{last}"
+        # A traceback's last line names the error; a few lines above it say where.
+        return f"{errors[-1]}\n\nDetails (exit code {exit_code}):\n" + "\n".join(errors[-6:-1])
 
     def _read(self) -> None:
         if self._process is None:
@@ -397,19 +428,44 @@ class ModelTrainingProcess(QObject):
                 self.lines = [*self.lines[-LOG_LINES:], text]
                 self.line.emit(text)
 
+    def _read_errors(self) -> None:
+        if self._process is None:
+            return
+        self._error_buffer += bytes(self._process.readAllStandardError().data())
+        *complete, self._error_buffer = self._error_buffer.replace(b"\r", b"\n").split(b"\n")
+        for raw in complete:
+            text = raw.decode("utf-8", errors="replace").rstrip()
+            if text:
+                self.errors = [*self.errors[-LOG_LINES:], text]
+
     def _error(self, error: QProcess.ProcessError) -> None:
         if error is QProcess.ProcessError.FailedToStart and self._process is not None:
-            self.lines.append(f"cannot start {self.python}: {self._process.errorString()}")
+            self.errors.append(f"Cannot start {self.python}: {self._process.errorString()}")
             self._done(-1)
 
-    def _finished(self, exit_code: int, _status: QProcess.ExitStatus) -> None:
+    def _check_exited(self) -> None:
+        process = self._process
+        if process is None:
+            self._watchdog.stop()
+        elif process.state() is not QProcess.ProcessState.NotRunning:
+            # Returns at once; if the child has exited, Qt reaps it and emits finished now.
+            process.waitForFinished(0)
+
+    def _finished(self, exit_code: int, status: QProcess.ExitStatus) -> None:
         self._read()
+        self._read_errors()
         if self._buffer:
             self.lines.append(self._buffer.decode("utf-8", errors="replace"))
-            self._buffer = b""
+        if self._error_buffer:
+            self.errors.append(self._error_buffer.decode("utf-8", errors="replace"))
+        self._buffer = self._error_buffer = b""
+        if status is QProcess.ExitStatus.CrashExit and not self._cancelled:
+            self.errors.append("The command crashed (killed by a signal; out of memory?).")
+            exit_code = exit_code or -1
         self._done(exit_code)
 
     def _done(self, exit_code: int) -> None:
+        self._watchdog.stop()
         process, self._process = self._process, None
         if process is not None:
             process.deleteLater()
@@ -889,7 +945,7 @@ class TrainingPage(QWizardPage):
                 )
             )
         elif exit_code != 0:
-            self.status.setText(f"Training failed (exit code {exit_code}):\n{self.process.tail()}")
+            self.status.setText(f"Training failed: {self.process.failure_text(exit_code)}")
         elif state.finished:
             self.finished_ok = True
             self.progress.setValue(self.progress.maximum())
@@ -1000,9 +1056,7 @@ class EvaluationPage(QWizardPage):
         elif exit_code != 0:
             failed = self.stage
             self.stage = "failed"
-            self.status.setText(
-                f"The {failed} step failed (exit code {exit_code}):\n{self.process.tail()}"
-            )
+            self.status.setText(f"The {failed} step failed: {self.process.failure_text(exit_code)}")
         elif self.stage == "export":
             try:
                 self.new_model_id = read_metadata(self.owner.candidate_dir).model_id
@@ -1139,7 +1193,9 @@ class RetrainWizard(QWizard):
     ``model_adopted(model_id)`` is emitted after the new model became the active one in
     :mod:`fpgui.core.model_store` (its folder: ``model_store.active_model_dir()``); the window
     then loads it and re-fingerprints the library. ``python`` runs ``-m model_training``;
-    ``train_args`` are extra train flags (tests use them for a tiny run); ``current_model``
+    ``train_args`` are extra train flags (tests use them for a tiny run); ``holdout`` is the
+    held-out photo corpus evaluated besides the corpus's test split (``None``: none; default
+    ``./corpus/holdout`` when it exists); ``current_model``
     overrides the model the new one is compared with (default: the active model).
     """
 
@@ -1153,7 +1209,7 @@ class RetrainWizard(QWizard):
         python: str = sys.executable,
         work_dir: Path | None = None,
         train_args: Sequence[str] = (),
-        holdout: Path | None = None,
+        holdout: Path | None | Literal["default"] = "default",
         current_model: Path | None = None,
     ) -> None:
         super().__init__(parent)
@@ -1161,7 +1217,7 @@ class RetrainWizard(QWizard):
         self.python = python
         self.work_dir = Path(work_dir) if work_dir is not None else data_dir() / "retrain"
         self.train_args = list(train_args)
-        self.holdout = holdout if holdout is not None else _default_holdout()
+        self.holdout: Path | None = _default_holdout() if isinstance(holdout, str) else holdout
         chosen = current_model if current_model is not None else model_store.active_model_dir()
         self.current_model_dir: Path | None = chosen if (chosen / METADATA_FILE).is_file() else None
         self.setWindowTitle("Retrain the fingerprint model")

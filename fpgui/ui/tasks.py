@@ -20,9 +20,9 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
 T = TypeVar("T")
 
-# Progress from a fast loop (one call per file) would flood the event queue; this many seconds
-# between two progress reports is plenty for a progress bar.
-PROGRESS_INTERVAL_S = 0.05
+# Progress from a fast loop (one call per file) would flood the event queue, and every report
+# costs the GUI thread a relayout of the progress row; ten reports a second is plenty for a bar.
+PROGRESS_INTERVAL_S = 0.1
 
 
 class TaskCancelled(Exception):

@@ -17,7 +17,8 @@ from tests.conftest import make_photo
 
 IMAGES = 200
 TICK_MS = 5
-LIMIT_S = 0.250  # the goal is 0.100; the limit leaves room for a loaded CI machine
+GOAL_S = 0.100
+LIMIT_S = 0.250  # above the goal: the limit leaves room for a loaded CI machine
 
 
 def longest_gap(ticks: list[float]) -> float:
@@ -65,7 +66,8 @@ def test_adding_200_images_keeps_the_event_loop_ticking(
     longest = max(gaps)
     print(
         f"\nadd {IMAGES} images: {len(ticks)} ticks, longest event-loop gap "
-        f"{longest * 1000:.0f} ms (idle baseline {baseline * 1000:.0f} ms), "
+        f"{longest * 1000:.0f} ms (goal {GOAL_S * 1000:.0f} ms; idle baseline "
+        f"{baseline * 1000:.0f} ms), "
         f"median {sorted(gaps)[len(gaps) // 2] * 1000:.1f} ms"
     )
     assert library.count() == IMAGES
