@@ -21,7 +21,7 @@ def _desktop() -> configparser.SectionProxy:
 
 def test_desktop_entry_has_required_keys_and_valid_lists() -> None:
     entry = _desktop()
-    assert REQUIRED_DESKTOP_KEYS <= set(entry)
+    assert set(entry) >= REQUIRED_DESKTOP_KEYS
     assert entry["Type"] == "Application"
     assert entry["Exec"].split()[0] == "fpgui"
     for key in ("Categories", "MimeType", "Keywords"):
