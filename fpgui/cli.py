@@ -189,20 +189,9 @@ class _ProgressLine:
 
 
 def _print_summary(summary: AddSummary, out: TextIO) -> None:
-    parts = [
-        f"{summary.added} added",
-        f"{summary.skipped_unchanged} skipped unchanged",
-        f"{len(summary.duplicates)} duplicates",
-    ]
-    if summary.updated:
-        parts.append(f"{summary.updated} updated")
-    if summary.moved:
-        parts.append(f"{len(summary.moved)} moved")
-    if summary.reembedded:
-        parts.append(f"{summary.reembedded} re-embedded")
-    parts.append(f"{len(summary.failed)} failed")
+    counts = summary.counts_text(always=("added", "unchanged", "duplicates", "failed"))
     status = " (cancelled)" if summary.cancelled else ""
-    print(f"{', '.join(parts)}{status}", file=out)
+    print(f"{counts}{status}", file=out)
     for path, original in summary.duplicates:
         print(f"  duplicate: {path} (same file as {original})", file=out)
     for old, new in summary.moved:

@@ -26,12 +26,12 @@ def test_add_prints_a_summary_and_skips_on_the_second_run(
 
     assert main([*cli, "add", str(photo_folder)]) == 1  # one file failed
     out = capsys.readouterr().out
-    assert "8 added, 0 skipped unchanged, 0 duplicates, 1 failed" in out
+    assert "8 added, 0 unchanged, 0 duplicates, 1 failed" in out
     assert f"failed: {photo_folder / 'broken.jpg'}: " in out
 
     (photo_folder / "broken.jpg").unlink()
     assert main([*cli, "add", str(photo_folder)]) == 0
-    assert "0 added, 8 skipped unchanged" in capsys.readouterr().out
+    assert "0 added, 8 unchanged" in capsys.readouterr().out
 
 
 def test_global_options_work_after_the_command(

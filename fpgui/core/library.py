@@ -119,6 +119,20 @@ class AddSummary:
             + len(self.failed)
         )
 
+    def counts_text(self, *, always: tuple[str, ...] = ("added",)) -> str:
+        """Totals as "8 added, 2 unchanged, 1 failed": those in ``always`` even at zero, the
+        rest only when non-zero. The command line and the window both word summaries so."""
+        counts = (
+            ("added", self.added),
+            ("unchanged", self.skipped_unchanged),
+            ("duplicates", len(self.duplicates)),
+            ("updated", self.updated),
+            ("moved", len(self.moved)),
+            ("re-fingerprinted", self.reembedded),
+            ("failed", len(self.failed)),
+        )
+        return ", ".join(f"{n} {label}" for label, n in counts if n or label in always)
+
     def record(self, outcome: AddOutcome, path: str, detail: str | None) -> None:
         if outcome is AddOutcome.ADDED:
             self.added += 1

@@ -259,20 +259,7 @@ class AddSummaryDialog(QDialog):
 
 
 def summary_text(summary: AddSummary) -> str:
-    parts = [f"{summary.added} added"]
-    if summary.updated:
-        parts.append(f"{summary.updated} updated")
-    if summary.reembedded:
-        parts.append(f"{summary.reembedded} re-fingerprinted")
-    if summary.skipped_unchanged:
-        parts.append(f"{summary.skipped_unchanged} unchanged")
-    if summary.duplicates:
-        parts.append(f"{len(summary.duplicates)} duplicates")
-    if summary.moved:
-        parts.append(f"{len(summary.moved)} moved")
-    if summary.failed:
-        parts.append(f"{len(summary.failed)} failed")
-    text = ", ".join(parts) + "."
+    text = summary.counts_text() + "."
     if summary.cancelled:
         text = "Cancelled: the images fingerprinted so far are kept. " + text
     return text
