@@ -7,6 +7,7 @@ training exports: tests never depend on the bundled weights being trained.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from PIL import Image
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from fpgui.core.architecture import FingerprintNet  # noqa: E402
+from fpgui.core.embedder import Embedder  # noqa: E402
+from fpgui.core.library import Library  # noqa: E402
 from fpgui.core.model_files import ModelMetadata, save_model_bundle  # noqa: E402
 
 TEST_INPUT_SIZE = 64
@@ -74,3 +77,24 @@ def photo_folder(tmp_path: Path) -> Path:
     for i in range(8):
         make_photo(i).save(folder / f"photo_{i}.jpg", quality=92)
     return folder
+
+
+@pytest.fixture(scope="session")
+def embedder(random_model_dir: Path) -> Embedder:
+    return Embedder(random_model_dir, "cpu", allow_bf16=False)
+
+
+@pytest.fixture
+def library(tmp_path: Path, embedder: Embedder) -> Iterator[Library]:
+    """An empty library on the random model."""
+    opened = Library.open(tmp_path / "library", embedder)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def filled_library(library: Library, photo_folder: Path) -> Library:
+    """The library holding the eight ``photo_folder`` photos."""
+    summary = library.add_all([photo_folder])
+    assert summary.added == 8
+    return library

@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 from PIL import Image
 
 from fpgui import __version__
-from fpgui.core.embedder import Embedder
 from fpgui.core.images import load_image
 from fpgui.core.library import Library
 from fpgui.core.matching import CheckResult, check
@@ -23,11 +21,8 @@ from fpgui.core.reports import build_report, write_html_report, write_json_repor
 
 
 @pytest.fixture
-def library(tmp_path: Path, random_model_dir: Path, photo_folder: Path) -> Iterator[Library]:
-    lib = Library.open(tmp_path / "library", Embedder(random_model_dir, device="cpu"))
-    lib.add_all([photo_folder])
-    yield lib
-    lib.close()
+def library(filled_library: Library) -> Library:
+    return filled_library
 
 
 @pytest.fixture

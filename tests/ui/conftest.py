@@ -10,16 +10,9 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from fpgui.core.embedder import Embedder
-from fpgui.core.library import Library
 from fpgui.ui.settings_dialog import SettingsStore
 from fpgui.ui.tasks import SyncTaskRunner
 from fpgui.ui.thumbnails import ThumbnailCache
-
-
-@pytest.fixture(scope="session")
-def embedder(random_model_dir: Path) -> Embedder:
-    return Embedder(random_model_dir, "cpu", allow_bf16=False)
 
 
 @pytest.fixture
@@ -37,20 +30,6 @@ def thumbnails(qapp: object, tmp_path: Path) -> Iterator[ThumbnailCache]:
     cache = ThumbnailCache(tmp_path / "thumbs", size=64)
     yield cache
     cache.shutdown()
-
-
-@pytest.fixture
-def library(tmp_path: Path, embedder: Embedder) -> Iterator[Library]:
-    opened = Library.open(tmp_path / "library", embedder)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def filled_library(library: Library, photo_folder: Path) -> Library:
-    summary = library.add_all([photo_folder])
-    assert summary.added == 8
-    return library
 
 
 def drop(widget: QWidget, mime: QMimeData) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QRadioButton
 from pytestqt.qtbot import QtBot
 
-from fpgui.core.embedder import Embedder
 from fpgui.core.images import load_image
 from fpgui.core.library import Library
 from fpgui.core.matching import CheckResult, check
@@ -19,11 +17,8 @@ from fpgui.ui.compare_view import CompareDialog, CompareMode
 
 
 @pytest.fixture
-def library(tmp_path: Path, random_model_dir: Path, photo_folder: Path) -> Iterator[Library]:
-    lib = Library.open(tmp_path / "library", Embedder(random_model_dir, device="cpu"))
-    lib.add_all([photo_folder])
-    yield lib
-    lib.close()
+def library(filled_library: Library) -> Library:
+    return filled_library
 
 
 @pytest.fixture
