@@ -4,9 +4,11 @@ Run under a virtual X server so the real platform plugin, fonts and style are us
 
     xvfb-run -a -s "-screen 0 1400x1000x24" .venv/bin/python docs/make_screenshots.py
 
-Builds a throw-away library of generated photos in a temporary data dir (the user's own library
-is never touched), uses the active model (or a random-weights one when none is installed), and
-writes ``docs/screenshot-*.png``.
+Builds a throw-away library in a temporary data dir (the user's own library is never touched) from
+the wallpaper photos in ``corpus/holdout/images`` (generated photos when that folder is missing),
+checks an edited copy of one of them (cropped, captioned) and a photo the library does not hold,
+uses the bundled model ``resources/model`` (else the active one, else random weights), and writes
+``docs/screenshot-*.png``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ DATA = Path(tempfile.mkdtemp(prefix="fpgui-shots-"))
 os.environ["FPGUI_DATA_DIR"] = str(DATA)
 os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
 
-from PIL import ImageEnhance  # noqa: E402
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -36,10 +38,39 @@ from tests.conftest import make_photo  # noqa: E402
 
 OUT = ROOT / "docs"
 SIZE = (1200, 800)
+PHOTO_DIR = ROOT / "corpus" / "holdout" / "images"
+BUNDLED_MODEL = ROOT / "resources" / "model"
+NOT_IN_LIBRARY = "EveningGlow"  # the unrelated photo for the "No match" screenshot
+
+
+def real_photos() -> dict[str, Path]:
+    """Original wallpapers (not their ``_t*`` variants) by short name, e.g. ``Dune``."""
+    found: dict[str, Path] = {}
+    for path in sorted(PHOTO_DIR.glob("*/*.jpg")):
+        stem = path.stem
+        if "_t" in stem.rsplit("-", 1)[-1]:
+            continue
+        parts = stem.split("__")
+        name = parts[-1].split("-")[0] if "nature" in stem else parts[-4]
+        found.setdefault(name, path)
+    return found
+
+
+def captioned(image: Image.Image, text: str) -> Image.Image:
+    """A crop of ``image`` with a caption bar, as a re-post on a web page would look."""
+    w, h = image.size
+    out = image.crop((w // 10, h // 10, w - w // 12, h - h // 8)).convert("RGB")
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=max(14, out.height // 16))
+    draw.rectangle((0, out.height - out.height // 8, out.width, out.height), fill=(0, 0, 0))
+    draw.text((12, out.height - out.height // 9), text, fill=(255, 255, 255), font=font)
+    return out
 
 
 def model_dir() -> tuple[Path, bool]:
-    """The installed model, or a random-weights one (then verdict thresholds are overridden)."""
+    """The bundled model, else the installed one, else random weights (thresholds overridden)."""
+    if (BUNDLED_MODEL / "model.json").is_file():
+        return BUNDLED_MODEL, False
     folder = choose_model_dir()
     if (folder / "model.json").is_file():
         return folder, False
@@ -73,16 +104,37 @@ def shoot(window: MainWindow, app: QApplication, name: str) -> None:
 def main() -> int:
     photos = DATA / "Photos" / "2024 Portfolio"
     photos.mkdir(parents=True)
-    names = ["harbour", "dunes", "market", "lighthouse", "orchard", "glacier", "bridge", "forest"]
-    for i in range(24):
-        make_photo(i, size=(480, 360)).save(photos / f"{names[i % 8]}_{i:02d}.jpg", quality=90)
     queries = DATA / "Downloads"
     queries.mkdir()
-    edited = ImageEnhance.Brightness(make_photo(3, size=(480, 360))).enhance(1.15)
-    edited = edited.crop((20, 15, 460, 345))
-    edited.save(queries / "found_online.jpg", quality=70)
-    make_photo(500, size=(480, 360)).save(queries / "holiday_snapshot.jpg")
-    make_photo(9, size=(480, 360)).save(queries / "reposted_dunes.jpg", quality=60)
+    real = real_photos()
+    if len(real) >= 6 and NOT_IN_LIBRARY in real:
+        for name, path in real.items():
+            with Image.open(path) as opened:
+                opened.draft("RGB", (1200, 900))
+                image = opened.convert("RGB")
+            image.thumbnail((1200, 900))
+            out = (
+                queries / "holiday_snapshot.jpg"
+                if name == NOT_IN_LIBRARY
+                else photos / f"{name}.jpg"
+            )
+            image.save(out, quality=88)
+        with Image.open(photos / "Dune.jpg") as dune:
+            captioned(dune, "Desert at dawn - free wallpaper").save(
+                queries / "found_online.jpg", quality=70
+            )
+        with Image.open(photos / "LadyBird.jpg") as ladybird:
+            ladybird.resize((ladybird.width // 2, ladybird.height // 2)).save(
+                queries / "reposted_ladybird.jpg", quality=60
+            )
+    else:  # no corpus checked out: generated photos
+        names = ["harbour", "dunes", "market", "lighthouse", "orchard", "glacier", "bridge"]
+        for i in range(24):
+            make_photo(i, size=(480, 360)).save(photos / f"{names[i % 7]}_{i:02d}.jpg", quality=90)
+        edited = ImageEnhance.Brightness(make_photo(3, size=(480, 360))).enhance(1.15)
+        edited.crop((20, 15, 460, 345)).save(queries / "found_online.jpg", quality=70)
+        make_photo(500, size=(480, 360)).save(queries / "holiday_snapshot.jpg")
+        make_photo(9, size=(480, 360)).save(queries / "reposted_dunes.jpg", quality=60)
     (queries / "corrupt_download.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
 
     folder, random_weights = model_dir()

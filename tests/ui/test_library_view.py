@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QStyleOptionViewItem
 from pytestqt.qtbot import QtBot
 
 from fpgui.core.library import Library
@@ -169,3 +169,34 @@ def test_missing_folder_is_reported(view: LibraryView, tmp_path: Path) -> None:
     shutil.rmtree(gone)
     view.add_paths([str(gone)])
     assert "1 failed" in view.summary_label.text()
+
+
+def test_tall_thumbnails_keep_their_names_visible(
+    qtbot: QtBot,
+    view: LibraryView,
+    library: Library,
+    thumbnails: ThumbnailCache,
+    tmp_path: Path,
+) -> None:
+    """A wide first image must not size every cell too short for portrait ones' names."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    make_photo(1, (400, 100)).save(folder / "a_wide.jpg")
+    make_photo(2, (100, 400)).save(folder / "b_tall.jpg")
+    library.add_all([folder])
+    view.set_library(library)
+    images = library.images()
+    # The delegate sizes a cell from the real thumbnail once it is there, so wait for them.
+    qtbot.waitUntil(
+        lambda: all(thumbnails.get(i.sha256, i.path) is not None for i in images), timeout=10_000
+    )
+    grid = view.grid
+    model = grid.model()
+    text_height = grid.fontMetrics().height()
+    option = QStyleOptionViewItem()
+    grid.initViewItemOption(option)
+    for row in range(model.rowCount()):
+        index = model.index(row, 0)
+        # With uniform item sizes the view lays every cell out at the delegate's hint.
+        hint = grid.itemDelegateForIndex(index).sizeHint(option, index)
+        assert hint.height() >= grid.iconSize().height() + text_height
