@@ -103,7 +103,7 @@ def check(
         image = load_image_bytes(query, name=label, min_size=min_size)
     else:
         label = name or str(query)
-        data = _read_query(Path(query))
+        data = read_query_bytes(Path(query))
         digest = hashlib.sha256(data).hexdigest()
         image = load_image_bytes(data, name=label, min_size=min_size)
     vector = embedder.embed_image(image)
@@ -125,7 +125,8 @@ def check(
     )
 
 
-def _read_query(path: Path) -> bytes:
+def read_query_bytes(path: Path) -> bytes:
+    """The bytes of a query file; ImageLoadError with a specific reason when it can't be read."""
     try:
         return path.read_bytes()
     except FileNotFoundError:

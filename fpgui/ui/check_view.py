@@ -69,24 +69,14 @@ def _check_one(
     """Worker: decode the query, embed and search. Raises ImageLoadError for a bad file."""
     from PIL import Image
 
-    from fpgui.core.errors import ImageLoadError
     from fpgui.core.images import load_image_bytes
-    from fpgui.core.matching import check
+    from fpgui.core.matching import check, read_query_bytes
 
     if isinstance(source, QImage):
         image = _qimage_to_pil(source)
         result = check(library, image, threshold=threshold, name=name)
     else:
-        try:
-            data = Path(source).read_bytes()
-        except IsADirectoryError:
-            raise ImageLoadError(source, "is a folder") from None
-        except FileNotFoundError:
-            raise ImageLoadError(source, "file not found") from None
-        except PermissionError:
-            raise ImageLoadError(source, "permission denied") from None
-        except OSError as exc:
-            raise ImageLoadError(source, f"cannot read file: {exc.strerror or exc}") from None
+        data = read_query_bytes(Path(source))
         result = check(library, data, threshold=threshold, name=source)
         image = load_image_bytes(data, name=source)
     preview = image.copy()

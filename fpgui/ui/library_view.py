@@ -529,14 +529,8 @@ class LibraryView(QWidget):
             )
             return
         library = self.library
-        self.banner.dismiss()
         self.summary_box.hide()
-        self.progress.setRange(0, 0)
-        self.progress_label.setText("Looking for images\u2026")
-        self.eta_label.clear()
-        self.cancel_button.setEnabled(True)
-        self.progress_box.show()
-        self._eta_start = None
+        self._show_progress("Looking for images\u2026")
 
         def work(control: TaskControl) -> AddSummary:
             from fpgui.core.library import AddSummary
@@ -618,18 +612,22 @@ class LibraryView(QWidget):
 
     # -- re-embedding (after a model change) -----------------------------------------------------
 
+    def _show_progress(self, label: str) -> None:
+        """An indeterminate progress bar with ``label`` and a live Cancel, until totals arrive."""
+        self.banner.dismiss()
+        self.progress.setRange(0, 0)
+        self.progress_label.setText(label)
+        self.eta_label.clear()
+        self.cancel_button.setEnabled(True)
+        self.progress_box.show()
+        self._eta_start = None
+
     def reembed(self) -> None:
         """Fingerprint every image again with the library's current model."""
         if self.library is None or self.is_busy:
             return
         library = self.library
-        self.banner.dismiss()
-        self.progress.setRange(0, 0)
-        self.progress_label.setText("Re-fingerprinting the library with the new model\u2026")
-        self.eta_label.clear()
-        self.cancel_button.setEnabled(True)
-        self.progress_box.show()
-        self._eta_start = None
+        self._show_progress("Re-fingerprinting the library with the new model\u2026")
 
         def work(control: TaskControl) -> AddSummary:
             from fpgui.core.library import AddSummary
