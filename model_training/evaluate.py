@@ -105,19 +105,12 @@ class ModelFingerprinter:
     def __init__(self, name: str, embedder: Embedder) -> None:
         self.name = name
         self.embedder = embedder
-        self._cache: dict[int, npt.NDArray[np.float32]] = {}
-
-    def _embed(self, images: Sequence[Image.Image]) -> npt.NDArray[np.float32]:
-        key = id(images)
-        if key not in self._cache:
-            self._cache = {key: self.embedder.embed_images(images, batch_size=64)}
-        return self._cache[key]
 
     def distances(
         self, queries: Sequence[Image.Image], library: Sequence[Image.Image]
     ) -> FloatArray:
         q = self.embedder.embed_images(queries, batch_size=64).astype(np.float64)
-        lib = self._embed(library).astype(np.float64)
+        lib = self.embedder.embed_images(library, batch_size=64).astype(np.float64)
         squared = (q**2).sum(1)[:, None] + (lib**2).sum(1)[None, :] - 2 * q @ lib.T
         result: FloatArray = np.sqrt(np.clip(squared, 0, None))
         return result

@@ -60,7 +60,9 @@ from fpgui.ui.thumbnails import ThumbnailCache, placeholder_pixmap
 from fpgui.ui.widgets.banner import MessageBanner
 
 if TYPE_CHECKING:
-    from fpgui.core.library import AddSummary, Library, ProtectedImage
+    from collections.abc import Callable, Iterator
+
+    from fpgui.core.library import AddProgress, AddSummary, Library, ProtectedImage
 
 ImageRole = Qt.ItemDataRole.UserRole + 1
 MissingRole = Qt.ItemDataRole.UserRole + 2
@@ -532,30 +534,10 @@ class LibraryView(QWidget):
         self.summary_box.hide()
         self._show_progress("Looking for images\u2026")
 
-        def work(control: TaskControl) -> AddSummary:
-            from fpgui.core.library import AddSummary
-
-            summary = AddSummary()
-            for step in library.add(paths, should_stop=control.is_cancelled):
-                summary = step.summary
-                if step.phase == "scanning":
-                    control.progress(0, 0, f"Found {step.total:,} images\u2026")
-                else:
-                    control.progress(step.done, step.total, os.path.basename(step.path or ""))
-            if control.cancelled:
-                summary.cancelled = True
-            return summary
-
-        self.busy_changed.emit(True)
-        run_task(
-            self.runner,
+        self._run_fingerprint_job(
             "add images",
-            work,
-            on_progress=self._add_progress,
-            on_result=self._add_finished,
-            on_error=lambda exc, _tb: self.banner.show_error(user_message(exc, "adding images")),
-            on_ended=self._job_ended,
-            on_started=self._keep_job,
+            "adding images",
+            lambda stop: library.add(paths, should_stop=stop),
         )
         self._update_buttons()
 
@@ -612,6 +594,40 @@ class LibraryView(QWidget):
 
     # -- re-embedding (after a model change) -----------------------------------------------------
 
+    def _run_fingerprint_job(
+        self,
+        name: str,
+        doing: str,
+        steps: Callable[[Callable[[], bool]], Iterator[AddProgress]],
+    ) -> None:
+        """Run an add or re-embed generator in a task, reporting its progress and summary."""
+
+        def work(control: TaskControl) -> AddSummary:
+            from fpgui.core.library import AddSummary
+
+            summary = AddSummary()
+            for step in steps(control.is_cancelled):
+                summary = step.summary
+                if step.phase == "scanning":
+                    control.progress(0, 0, f"Found {step.total:,} images\u2026")
+                else:
+                    control.progress(step.done, step.total, os.path.basename(step.path or ""))
+            if control.cancelled:
+                summary.cancelled = True
+            return summary
+
+        self.busy_changed.emit(True)
+        run_task(
+            self.runner,
+            name,
+            work,
+            on_progress=self._add_progress,
+            on_result=self._add_finished,
+            on_error=lambda exc, _tb: self.banner.show_error(user_message(exc, doing)),
+            on_ended=self._job_ended,
+            on_started=self._keep_job,
+        )
+
     def _show_progress(self, label: str) -> None:
         """An indeterminate progress bar with ``label`` and a live Cancel, until totals arrive."""
         self.banner.dismiss()
@@ -629,29 +645,10 @@ class LibraryView(QWidget):
         library = self.library
         self._show_progress("Re-fingerprinting the library with the new model\u2026")
 
-        def work(control: TaskControl) -> AddSummary:
-            from fpgui.core.library import AddSummary
-
-            summary = AddSummary()
-            for step in library.reembed(should_stop=control.is_cancelled):
-                summary = step.summary
-                control.progress(step.done, step.total, os.path.basename(step.path or ""))
-            if control.cancelled:
-                summary.cancelled = True
-            return summary
-
-        self.busy_changed.emit(True)
-        run_task(
-            self.runner,
+        self._run_fingerprint_job(
             "re-embed library",
-            work,
-            on_progress=self._add_progress,
-            on_result=self._add_finished,
-            on_error=lambda exc, _tb: self.banner.show_error(
-                user_message(exc, "re-fingerprinting the library")
-            ),
-            on_ended=self._job_ended,
-            on_started=self._keep_job,
+            "re-fingerprinting the library",
+            lambda stop: library.reembed(should_stop=stop),
         )
         self._update_buttons()
 
