@@ -18,6 +18,9 @@ LOSS_NAMES: tuple[str, ...] = (
     "infonce",
 )
 
+# What a key meant in checkpoints written before it was added.
+LEGACY_VALUES: dict[str, Any] = {"normalization": "fixed", "init_from": ""}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -27,6 +30,8 @@ class TrainConfig:
     out_dir: str = "runs/default"
     seed: int = 0
     input_size: int = 64
+    normalization: str = "per_image"  # "fixed" (mean/std 0.5) or "per_image" (see preprocess)
+    init_from: str = ""  # a run folder or model bundle whose weights start this run
     embedding_dim: int = 128
     l2_normalize: bool = True
     loss: str = "infonce"
@@ -74,6 +79,11 @@ class TrainConfig:
         return config
 
     @classmethod
+    def from_saved(cls, raw: dict[str, Any]) -> TrainConfig:
+        """A config stored in a checkpoint; ones saved before a key existed get its old value."""
+        return cls.from_dict({**LEGACY_VALUES, **raw})
+
+    @classmethod
     def from_file(cls, path: Path) -> TrainConfig:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
@@ -86,5 +96,7 @@ class TrainConfig:
             raise ValueError("copies_per_anchor must be at least 2 (an anchor needs a positive)")
         if self.input_size < 32:
             raise ValueError("input_size must be at least 32 px")
+        if self.normalization not in ("fixed", "per_image"):
+            raise ValueError("normalization must be 'fixed' or 'per_image'")
         if self.steps < 1:
             raise ValueError("steps must be positive")

@@ -150,6 +150,7 @@ def preprocessing_metadata(config: TrainConfig) -> ModelMetadata:
         name="fpgui-resnet18",
         version="training",
         input_size=config.input_size,
+        normalization=config.normalization,
         embedding_dim=config.embedding_dim,
         l2_normalize=config.l2_normalize,
     )

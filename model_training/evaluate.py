@@ -17,7 +17,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from fpgui.core.embedder import Embedder
+from fpgui.core.verdict import VerdictPolicy, VerdictRule, second_distinct
 from model_training import augment
 from model_training.config import TrainConfig
 from model_training.corpus import read_manifest
@@ -47,10 +48,20 @@ class Query:
 
 @dataclass(frozen=True)
 class QuerySet:
-    """Library images and the queries against them, all made from one seed."""
+    """Library images and the queries against them, all made from one seed.
+
+    ``library_groups`` names each library image's source picture (an image and its tiles share
+    one); retrieving any image of the right group counts as right. Empty: every image its own.
+    """
 
     library: list[Image.Image]
     queries: list[Query]
+    library_groups: list[str] = field(default_factory=list)
+
+    def group_ids(self) -> npt.NDArray[np.int64]:
+        names = self.library_groups or [str(i) for i in range(len(self.library))]
+        codes: dict[str, int] = {}
+        return np.asarray([codes.setdefault(n, len(codes)) for n in names], dtype=np.int64)
 
 
 def make_queries(
@@ -60,11 +71,13 @@ def make_queries(
     positives: int,
     negatives: int,
     modifications: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
 ) -> QuerySet:
     """``positives`` modified copies of ``originals`` and ``negatives`` of ``distractors``.
 
     With ``modifications`` given, positive queries cycle through those names; otherwise each
-    query draws one from the training mix (``augment.random_modification``).
+    query draws one from the training mix (``augment.random_modification``). ``groups`` are the
+    originals' source pictures (see :class:`QuerySet`).
     """
     rng = random.Random(f"eval:{seed}")
     queries: list[Query] = []
@@ -86,7 +99,7 @@ def make_queries(
     for i in range(negatives if distractors else 0):
         image, name = modify(distractors[i % len(distractors)], i)
         queries.append(Query(image, -1, name))
-    return QuerySet(list(originals), queries)
+    return QuerySet(list(originals), queries, list(groups or []))
 
 
 class Fingerprinter(Protocol):
@@ -174,22 +187,88 @@ def hash_fingerprinters() -> list[HashFingerprinter]:
     return found
 
 
+NEIGHBOURS = 10  # neighbours the app fetches to find the second distinct image (as matching does)
+
+
 @dataclass(frozen=True)
 class Verdicts:
-    """Nearest distance and whether the nearest image is the right one, per query."""
+    """Per query: nearest distance, whether the nearest is right, and what the ratio test needs."""
 
     nearest: FloatArray  # (Q,) distance to the nearest library image
-    correct: npt.NDArray[np.bool_]  # (Q,) positive query whose nearest is its original
-    top5: npt.NDArray[np.bool_]  # (Q,) positive query with its original in the top 5
+    correct: npt.NDArray[np.bool_]  # (Q,) positive query whose nearest is of its original's group
+    top5: npt.NDArray[np.bool_]  # (Q,) positive query with its original's group in the top 5
     positive: npt.NDArray[np.bool_]  # (Q,)
+    # (Q, K) ascending distances to the K nearest, and each of those to the nearest one.
+    neighbours: FloatArray | None = None
+    apart: FloatArray | None = None
+    library_size: int = 0
+
+    def second(self, radius: float) -> list[float | None]:
+        """``d2`` per query exactly as the app computes it (see ``fpgui.core.verdict``)."""
+        if self.neighbours is None or self.apart is None:
+            return [None] * len(self.nearest)
+        result: list[float | None] = []
+        for row, apart in zip(self.neighbours, self.apart, strict=True):
+            found = second_distinct(row.tolist(), apart.tolist(), radius)
+            if found is None and self.library_size > len(row):
+                found = float(row[-1])  # more images than fetched: a lower bound, as the app
+            result.append(found)
+        return result
+
+    def ratios(self, rule: VerdictRule) -> FloatArray:
+        return np.asarray(
+            [
+                rule.ratio(float(d1), d2)
+                for d1, d2 in zip(self.nearest, self.second(rule.threshold), strict=True)
+            ]
+        )
 
 
-def verdicts(distances: FloatArray, truths: npt.NDArray[np.int64]) -> Verdicts:
-    order = np.argsort(distances, axis=1, kind="stable")[:, :5]
+def verdicts(
+    distances: FloatArray,
+    truths: npt.NDArray[np.int64],
+    library_distances: FloatArray | None = None,
+    groups: npt.NDArray[np.int64] | None = None,
+) -> Verdicts:
+    """``distances`` (Q, L) query-library; ``library_distances`` (L, L) for the ratio test."""
+    group = groups if groups is not None else np.arange(distances.shape[1])
+    order = np.argsort(distances, axis=1, kind="stable")
     positive = truths >= 0
-    correct = positive & (order[:, 0] == truths)
-    top5 = positive & (order == truths[:, None]).any(axis=1)
-    return Verdicts(distances.min(axis=1), correct, top5, positive)
+    truth_group = group[np.where(positive, truths, 0)]
+    correct = positive & (group[order[:, 0]] == truth_group)
+    top5 = positive & (group[order[:, :5]] == truth_group[:, None]).any(axis=1)
+    neighbours = apart = None
+    if library_distances is not None:
+        near = order[:, :NEIGHBOURS]
+        neighbours = np.take_along_axis(distances, near, axis=1)
+        apart = library_distances[near[:, :1], near]
+    return Verdicts(
+        distances.min(axis=1), correct, top5, positive, neighbours, apart, distances.shape[1]
+    )
+
+
+def _largest_passing(
+    values: FloatArray, correct: npt.NDArray[np.bool_], base: npt.NDArray[np.bool_], target: float
+) -> float:
+    """The largest cut-off c for which ``base | (values < c)`` keeps ``target`` precision."""
+    finite = np.isfinite(values)
+    order = np.argsort(np.where(finite, values, np.inf), kind="stable")
+    called_before = base[order]
+    right = correct[order]
+    # Calling the first i+1 by value (plus everything base calls): precision of the union.
+    extra_called = np.cumsum(~called_before)
+    extra_right = np.cumsum(~called_before & right)
+    total = base.sum() + extra_called
+    precision = ((base & correct).sum() + extra_right) / np.maximum(total, 1)
+    ok = np.nonzero((precision >= target) & finite[order])[0]
+    if len(ok) == 0:
+        return 0.0
+    last = int(ok.max())
+    below = float(values[order][last])
+    above = float(values[order][last + 1]) if last + 1 < len(order) else below * 1.01 + 1e-6
+    if not np.isfinite(above):
+        above = below * 1.01 + 1e-6
+    return (below + above) / 2
 
 
 def calibrate_threshold(v: Verdicts, target_precision: float = TARGET_PRECISION) -> float:
@@ -197,34 +276,79 @@ def calibrate_threshold(v: Verdicts, target_precision: float = TARGET_PRECISION)
 
     A query is judged a copy when ``nearest < threshold``; it is right when ``correct``.
     """
-    order = np.argsort(v.nearest, kind="stable")
-    right = v.correct[order].astype(np.float64)
-    precision = np.cumsum(right) / np.arange(1, len(right) + 1)
-    ok = np.nonzero(precision >= target_precision)[0]
-    if len(ok) == 0:
-        return float(v.nearest.min()) * 0.5
-    last = int(ok.max())
-    below = float(v.nearest[order][last])
-    above = float(v.nearest[order][last + 1]) if last + 1 < len(order) else below * 1.01 + 1e-6
-    return (below + above) / 2
+    nothing = np.zeros(len(v.nearest), dtype=bool)
+    found = _largest_passing(v.nearest, v.correct, nothing, target_precision)
+    return found if found > 0 else float(v.nearest.min()) * 0.5
 
 
-def scores(v: Verdicts, threshold: float) -> dict[str, float]:
-    """Precision, recall, F1 of the copy verdict; top-1, top-5 and micro-AP of retrieval."""
-    called = v.nearest < threshold
+def _f1(called: npt.NDArray[np.bool_], v: Verdicts) -> tuple[float, float, float]:
     tp = float((called & v.correct).sum())
     positives = float(v.positive.sum())
     precision = tp / called.sum() if called.any() else 1.0
     recall = tp / positives if positives else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return float(precision), recall, f1
+
+
+def calibrate_policy(
+    v: Verdicts, target_precision: float = TARGET_PRECISION, ratio_test: bool = True
+) -> VerdictPolicy:
+    """Strict rule at ``target_precision``; balanced rule at the best F1; both on ``v``.
+
+    ``reference_distance`` is the median nearest distance of the negative queries: how far an
+    unrelated image typically is from its nearest library image.
+    """
+    threshold = calibrate_threshold(v, target_precision)
+    if not ratio_test or v.neighbours is None or not (~v.positive).any():
+        return VerdictPolicy(VerdictRule(threshold))
+    reference = float(np.median(v.nearest[~v.positive]))
+    ratios = v.ratios(VerdictRule(threshold, 0.0, reference))
+    by_distance = v.nearest < threshold
+    ratio_cut = _largest_passing(ratios, v.correct, by_distance, target_precision)
+    strict = VerdictRule(threshold, ratio_cut, reference)
+    # Balanced: the (distance, ratio) pair at least as loose as strict with the best F1.
+    best = (_f1(by_distance | (ratios < ratio_cut), v)[2], threshold, ratio_cut)
+    distance_grid = np.unique(np.quantile(v.nearest[v.nearest >= threshold], np.linspace(0, 1, 41)))
+    finite = ratios[np.isfinite(ratios) & (ratios >= ratio_cut)]
+    ratio_grid: FloatArray = (
+        np.unique(np.quantile(finite, np.linspace(0, 1, 41))) if len(finite) else np.zeros(0)
+    )
+    for t in distance_grid:
+        for r in ratio_grid:
+            f1 = _f1((v.nearest < t) | (ratios < r), v)[2]
+            if f1 > best[0]:
+                best = (f1, float(t), float(r))
+    balanced = VerdictRule(best[1], best[2], reference)
+    return VerdictPolicy(strict, balanced)
+
+
+def called_by(v: Verdicts, rule: VerdictRule) -> npt.NDArray[np.bool_]:
+    called: npt.NDArray[np.bool_] = v.nearest < rule.threshold
+    if rule.ratio_threshold > 0:
+        called = called | (v.ratios(rule) < rule.ratio_threshold)
+    return called
+
+
+def scores(v: Verdicts, policy: VerdictPolicy | float) -> dict[str, float]:
+    """Precision, recall, F1 of the copy verdict (strict; ``balanced_*``: copy or possible copy);
+    top-1, top-5 and micro-AP of retrieval."""
+    if not isinstance(policy, VerdictPolicy):
+        policy = VerdictPolicy(VerdictRule(float(policy)))
+    precision, recall, f1 = _f1(called_by(v, policy.strict), v)
+    loose = policy.balanced or policy.strict
+    b_precision, b_recall, b_f1 = _f1(called_by(v, loose), v)
+    positives = float(v.positive.sum())
     order = np.argsort(v.nearest, kind="stable")
     hits = v.correct[order].astype(np.float64)
     precision_at = np.cumsum(hits) / np.arange(1, len(hits) + 1)
     ap = float((precision_at * hits).sum() / positives) if positives else 0.0
     return {
-        "precision": float(precision),
+        "precision": precision,
         "recall": recall,
         "f1": f1,
+        "balanced_precision": b_precision,
+        "balanced_recall": b_recall,
+        "balanced_f1": b_f1,
         "top1": float(v.correct.sum() / positives) if positives else 0.0,
         "top5": float(v.top5.sum() / positives) if positives else 0.0,
         "micro_ap": ap,
@@ -235,43 +359,66 @@ def _truths(queries: Sequence[Query]) -> npt.NDArray[np.int64]:
     return np.asarray([q.truth for q in queries], dtype=np.int64)
 
 
+def verdicts_of(method: Fingerprinter, data: QuerySet) -> Verdicts:
+    library_distances = method.distances(data.library, data.library)
+    return verdicts(
+        method.distances([q.image for q in data.queries], data.library),
+        _truths(data.queries),
+        library_distances,
+        data.group_ids(),
+    )
+
+
+def policy_dict(policy: VerdictPolicy) -> dict[str, float]:
+    balanced = policy.balanced or policy.strict
+    return {
+        "threshold": policy.strict.threshold,
+        "ratio_threshold": policy.strict.ratio_threshold,
+        "reference_distance": policy.strict.reference_distance,
+        "possible_threshold": balanced.threshold,
+        "possible_ratio_threshold": balanced.ratio_threshold,
+    }
+
+
+def policy_from_dict(raw: dict[str, float]) -> VerdictPolicy:
+    reference = raw.get("reference_distance", 0.0)
+    strict = VerdictRule(raw["threshold"], raw.get("ratio_threshold", 0.0), reference)
+    balanced = VerdictRule(
+        raw.get("possible_threshold", strict.threshold),
+        raw.get("possible_ratio_threshold", strict.ratio_threshold),
+        reference,
+    )
+    return VerdictPolicy(strict, balanced)
+
+
 def evaluate_method(
     method: Fingerprinter,
     calibration: QuerySet,
     runs: Sequence[QuerySet],
     table: QuerySet | None,
-    threshold: float | None = None,
+    policy: VerdictPolicy | None = None,
 ) -> dict[str, Any]:
-    """Calibrate ``method`` (unless ``threshold`` is given), then score it on every run."""
-    if threshold is None:
-        cal = verdicts(
-            method.distances([q.image for q in calibration.queries], calibration.library),
-            _truths(calibration.queries),
-        )
-        threshold = calibrate_threshold(cal)
-    per_run = []
-    for run in runs:
-        v = verdicts(
-            method.distances([q.image for q in run.queries], run.library), _truths(run.queries)
-        )
-        per_run.append(scores(v, threshold))
-    summary: dict[str, Any] = {"threshold": threshold}
+    """Calibrate ``method`` (unless ``policy`` is given), then score it on every run."""
+    if policy is None:
+        policy = calibrate_policy(verdicts_of(method, calibration))
+    per_run = [scores(verdicts_of(method, run), policy) for run in runs]
+    summary: dict[str, Any] = dict(policy_dict(policy))
     for key in per_run[0]:
         values = [r[key] for r in per_run]
         summary[key] = statistics.fmean(values)
         summary[f"{key}_std"] = statistics.pstdev(values)
     if table is not None:
-        v = verdicts(
-            method.distances([q.image for q in table.queries], table.library),
-            _truths(table.queries),
-        )
-        called = v.nearest < threshold
+        v = verdicts_of(method, table)
+        strict = called_by(v, policy.strict)
+        loose = called_by(v, policy.balanced or policy.strict)
         per_mod: dict[str, dict[str, float]] = {}
         for name in sorted({q.modification for q in table.queries}):
             mask = np.asarray([q.modification == name for q in table.queries])
             per_mod[name] = {
-                "recall": float((called & v.correct)[mask].mean()),
+                "recall": float((strict & v.correct)[mask].mean()),
+                "balanced_recall": float((loose & v.correct)[mask].mean()),
                 "top1": float(v.correct[mask].mean()),
+                "top5": float(v.top5[mask].mean()),
             }
         summary["per_modification"] = per_mod
     return summary
@@ -284,61 +431,103 @@ class EvalData:
     table: QuerySet
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """Held-out images and their source pictures (an image and its tiles share a group)."""
+
+    images: list[Image.Image]
+    groups: list[str]
+
+    def split_groups(self) -> tuple[HeldOut, HeldOut]:
+        """Every other group to the library, the rest to negatives: a negative query is never a
+        tile (that is, a crop) of a library image."""
+        order: dict[str, int] = {}
+        for group in self.groups:
+            order.setdefault(group, len(order))
+        sides: tuple[HeldOut, HeldOut] = (HeldOut([], []), HeldOut([], []))
+        for image, group in zip(self.images, self.groups, strict=True):
+            side = sides[order[group] % 2]
+            side.images.append(image)
+            side.groups.append(group)
+        return sides
+
+
 def build_eval_data(
-    val_images: Sequence[Image.Image],
-    test_images: Sequence[Image.Image],
-    seed: int,
-    runs: int,
-    queries: int,
-    per_modification: int,
+    val: HeldOut, test: HeldOut, seed: int, runs: int, queries: int, per_modification: int
 ) -> EvalData:
-    """Half of each image set is the library, the other half supplies negative queries."""
-    val_lib, val_neg = val_images[::2], val_images[1::2]
-    lib, neg = test_images[::2], test_images[1::2]
-    calibration = make_queries(val_lib, val_neg, seed + 10_000, queries, queries)
-    run_sets = [make_queries(lib, neg, seed + r, queries, queries) for r in range(runs)]
+    """Half of each set's groups are the library, the other half supply negative queries."""
+    val_lib, val_neg = val.split_groups()
+    lib, neg = test.split_groups()
+    calibration = make_queries(
+        val_lib.images, val_neg.images, seed + 10_000, queries, queries, groups=val_lib.groups
+    )
+    run_sets = [
+        make_queries(lib.images, neg.images, seed + r, queries, queries, groups=lib.groups)
+        for r in range(runs)
+    ]
     count = per_modification * len(TABLE_MODIFICATIONS)
-    table = make_queries(lib, [], seed + 20_000, count, 0, TABLE_MODIFICATIONS)
+    table = make_queries(
+        lib.images, [], seed + 20_000, count, 0, TABLE_MODIFICATIONS, groups=lib.groups
+    )
     return EvalData(calibration, run_sets, table)
 
 
 def evaluate_all(
     methods: Sequence[Fingerprinter],
     data: EvalData,
-    thresholds: dict[str, float] | None = None,
+    policies: dict[str, VerdictPolicy] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     for method in methods:
         if progress is not None:
             progress(method.name)
-        fixed = (thresholds or {}).get(method.name)
+        fixed = (policies or {}).get(method.name)
         results[method.name] = evaluate_method(
             method, data.calibration, data.runs, data.table, fixed
         )
     return results
 
 
-def held_out_images(corpus: Path, config: TrainConfig, split: str) -> list[Image.Image]:
+def held_out(corpus: Path, config: TrainConfig, split: str) -> HeldOut:
+    """The corpus's validation or test split (by group, never trained on)."""
     entries = corpus_entries(corpus)
     parts = split_by_group(entries, config.val_fraction, config.test_fraction, 0)
     chosen = parts.val if split == "val" else parts.test
-    return load_images([corpus / e.file for e in chosen], EVAL_LONG_SIDE)
+    images = load_images([corpus / e.file for e in chosen], EVAL_LONG_SIDE)
+    return HeldOut(images, [e.group for e in chosen])
+
+
+def holdout_photos(folder: Path) -> HeldOut:
+    """The held-out photo set (other packages than the corpus)."""
+    entries = read_manifest(folder)
+    images = load_images([folder / e.file for e in entries], EVAL_LONG_SIDE)
+    return HeldOut(images, [e.group for e in entries])
 
 
 def format_table(results: dict[str, dict[str, Any]], title: str) -> str:
-    keys = ("precision", "recall", "f1", "top1", "top5", "micro_ap", "threshold")
-    lines = [title, "method      " + "".join(f"{k:>11}" for k in keys)]
+    keys = ("precision", "recall", "f1", "balanced_f1", "top1", "top5", "micro_ap")
+    lines = [
+        title,
+        "strict: copy verdicts at 99% validation precision; balanced: copy or possible copy, "
+        "at the best validation F1",
+        "method      " + "".join(f"{k:>12}" for k in keys) + "   threshold  ratio",
+    ]
     for name, r in results.items():
-        lines.append(f"{name:<12}" + "".join(f"{r[k]:>11.4f}" for k in keys))
+        lines.append(
+            f"{name:<12}"
+            + "".join(f"{r[k]:>12.4f}" for k in keys)
+            + f"{r['threshold']:>12.4f}{r['ratio_threshold']:>7.3f}"
+        )
     mods = sorted(next(iter(results.values())).get("per_modification", {}))
     if mods:
         lines.append("")
-        lines.append("recall per modification at the calibrated threshold")
-        lines.append("modification" + "".join(f"{n:>10}" for n in results))
+        lines.append("per modification: top-1 / strict recall")
+        lines.append("modification" + "".join(f"{n:>12}" for n in results))
         for mod in mods:
             row = "".join(
-                f"{r['per_modification'][mod]['recall']:>10.3f}" for r in results.values()
+                f"{r['per_modification'][mod]['top1']:>6.2f}/{r['per_modification'][mod]['recall']:.2f}"
+                for r in results.values()
             )
             lines.append(f"{mod:<12}{row}")
     return "\n".join(lines)
@@ -348,15 +537,10 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     config = TrainConfig(val_fraction=args.val_fraction, test_fraction=args.test_fraction)
     corpus = Path(args.corpus)
-    val_images = held_out_images(corpus, config, "val")
-    test_sets: dict[str, list[Image.Image]] = {
-        "corpus-test": held_out_images(corpus, config, "test")
-    }
-    if args.holdout and Path(args.holdout).exists():
-        holdout = Path(args.holdout)
-        test_sets["holdout-photos"] = load_images(
-            [holdout / e.file for e in read_manifest(holdout)], EVAL_LONG_SIDE
-        )
+    val_images = held_out(corpus, config, "val")
+    test_sets: dict[str, HeldOut] = {"corpus-test": held_out(corpus, config, "test")}
+    if args.holdout and (Path(args.holdout) / "manifest.jsonl").exists():
+        test_sets["holdout-photos"] = holdout_photos(Path(args.holdout))
     methods: list[Fingerprinter] = [
         ModelFingerprinter(Path(m).name or "model", Embedder(Path(m), device=args.device))
         for m in args.model
@@ -369,11 +553,12 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate_all(
             methods, data, progress=lambda n: print(f"  evaluating {n}", flush=True)
         )
-        report[name] = {"library": len(images[::2]), "results": results}
+        library_size = len(data.runs[0].library)
+        report[name] = {"library": library_size, "results": results}
         print(
             format_table(
                 results,
-                f"\n== {name}: library {len(images[::2])} images, "
+                f"\n== {name}: library {library_size} images, "
                 f"{args.queries} positive + {args.queries} negative queries, "
                 f"{args.runs} runs ==",
             ),

@@ -1,7 +1,8 @@
 """Export a trained run as the app's model bundle: ``python -m model_training export``.
 
-The checkpoint's network is evaluated (threshold calibrated on validation queries at 99%
-precision; figures against pHash, dHash and PDQ on the same queries) and written with fp16
+The checkpoint's network is evaluated (the verdict's distance and ratio thresholds calibrated on
+validation queries: strict at 99% precision, balanced at the best F1; figures against pHash, dHash
+and PDQ on the same queries) and written with fp16
 weights and metadata that the app reads without importing this package.
 """
 
@@ -15,31 +16,29 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from fpgui import __version__
 from fpgui.core.architecture import FingerprintNet
 from fpgui.core.embedder import Embedder
 from fpgui.core.model_files import ModelMetadata, save_model_bundle
 from model_training.config import TrainConfig
-from model_training.corpus import read_manifest
-from model_training.data import corpus_entries, load_images, preprocessing_metadata
+from model_training.data import corpus_entries, preprocessing_metadata
 from model_training.evaluate import (
-    EVAL_LONG_SIDE,
     Fingerprinter,
+    HeldOut,
     ModelFingerprinter,
     build_eval_data,
     evaluate_all,
     format_table,
     hash_fingerprinters,
-    held_out_images,
+    held_out,
+    holdout_photos,
 )
 from model_training.train import CHECKPOINT_FILE, build_network, load_checkpoint
 
 
 def network_from_run(run_dir: Path) -> tuple[FingerprintNet, TrainConfig, int]:
     checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
-    config = TrainConfig.from_dict(checkpoint["config"])
+    config = TrainConfig.from_saved(checkpoint["config"])
     network = build_network(config)
     network.load_state_dict(checkpoint["model"])
     return network.eval(), config, int(checkpoint["step"])
@@ -77,18 +76,17 @@ def evaluate_network(
     methods: list[Fingerprinter] = [ModelFingerprinter("model", embedder)]
     if with_hashes:
         methods += hash_fingerprinters()
-    val_images = held_out_images(corpus, config, "val")
-    sets: dict[str, list[Image.Image]] = {"corpus-test": held_out_images(corpus, config, "test")}
+    val_images = held_out(corpus, config, "val")
+    sets: dict[str, HeldOut] = {"corpus-test": held_out(corpus, config, "test")}
     if holdout is not None and (holdout / "manifest.jsonl").exists():
-        sets["holdout-photos"] = load_images(
-            [holdout / e.file for e in read_manifest(holdout)], EVAL_LONG_SIDE
-        )
+        sets["holdout-photos"] = holdout_photos(holdout)
     report: dict[str, Any] = {"seed": seed, "runs": runs, "queries": queries}
     for name, images in sets.items():
         data = build_eval_data(val_images, images, seed, runs, queries, per_mod)
         results = evaluate_all(methods, data)
-        report[name] = {"library": len(images[::2]), "results": results}
-        print(format_table(results, f"\n== {name}: library {len(images[::2])} =="), flush=True)
+        library_size = len(data.runs[0].library)
+        report[name] = {"library": library_size, "results": results}
+        print(format_table(results, f"\n== {name}: library {library_size} =="), flush=True)
     return report
 
 
@@ -119,9 +117,14 @@ def export_run(
         name=name,
         version=version or dt.date.today().isoformat(),
         input_size=config.input_size,
+        normalization=config.normalization,
         embedding_dim=config.embedding_dim,
         l2_normalize=config.l2_normalize,
         threshold=round(float(model_result["threshold"]), 6),
+        ratio_threshold=round(float(model_result["ratio_threshold"]), 6),
+        reference_distance=round(float(model_result["reference_distance"]), 6),
+        possible_threshold=round(float(model_result["possible_threshold"]), 6),
+        possible_ratio_threshold=round(float(model_result["possible_ratio_threshold"]), 6),
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         code_version=code_version(),
         training={

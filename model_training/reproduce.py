@@ -2,11 +2,16 @@
 
 Each stage is skipped when its output is already there, so re-running after an interruption
 continues where it stopped (training resumes from its last checkpoint).
+
+Training has two stages (about 65 + 65 minutes on a 2-core CPU): stage 1 learns from scratch
+with fixed normalisation; stage 2 starts from stage 1's weights and switches to per-image
+normalisation, which makes brightness and contrast edits much easier to see through.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +19,22 @@ from model_training.config import TrainConfig
 from model_training.corpus import HOLDOUT_PACKAGES, build_corpus, read_manifest
 from model_training.export import export_run
 from model_training.train import _print_progress, train
+
+
+def training_stages(corpus: Path, run_dir: Path, device: str = "auto") -> list[TrainConfig]:
+    """The bundled model's recipe; the last stage's weights are what gets exported."""
+    first = TrainConfig(
+        corpus=str(corpus), out_dir=str(run_dir / "stage1"), device=device, normalization="fixed"
+    )
+    second = dataclasses.replace(
+        first,
+        out_dir=str(run_dir / "stage2"),
+        normalization="per_image",
+        init_from=first.out_dir,
+        lr=3e-4,
+        lr_drop_at=0.5,
+    )
+    return [first, second]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,12 +54,14 @@ def run(args: argparse.Namespace) -> int:
             photos_only=True,
             avoid=read_manifest(corpus),
         )
-    config = TrainConfig(corpus=str(corpus), out_dir=args.run, device=args.device)
-    result = train(config, progress=_print_progress, resume=True)
-    if not result.finished:
-        print("training stopped early; run the same command again to resume")
-        return 1
-    meta = export_run(Path(args.run), Path(args.out), holdout)
+    stages = training_stages(corpus, Path(args.run), args.device)
+    for number, config in enumerate(stages, start=1):
+        print(f"training stage {number} of {len(stages)} in {config.out_dir}", flush=True)
+        result = train(config, progress=_print_progress, resume=True)
+        if not result.finished:
+            print("training stopped early; run the same command again to resume")
+            return 1
+    meta = export_run(Path(stages[-1].out_dir), Path(args.out), holdout)
     print(f"exported {meta.model_id} to {args.out}")
     return 0
 

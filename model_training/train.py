@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from fpgui.core.architecture import FingerprintNet
 from fpgui.core.atomic import atomic_path
 from fpgui.core.embedder import choose_device
+from fpgui.core.model_files import METADATA_FILE, load_model_bundle
 from model_training import losses
 from model_training.config import LOSS_NAMES, TrainConfig
 from model_training.data import AnchorBank, BatchStream, load_corpus_split, make_batch
@@ -35,7 +36,9 @@ HISTORY_FILE = "history.jsonl"
 CONFIG_FILE = "config.json"
 VAL_ANCHORS = 256
 # Fields that may differ between a run and its resumption without changing what is learnt.
-RESUMABLE_CHANGES = frozenset({"device", "workers", "threads", "max_minutes", "checkpoint_minutes"})
+RESUMABLE_CHANGES = frozenset(
+    {"device", "workers", "threads", "max_minutes", "checkpoint_minutes", "out_dir"}
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,17 @@ def seed_everything(seed: int) -> None:
 
 def build_network(config: TrainConfig) -> FingerprintNet:
     return FingerprintNet(config.embedding_dim, in_channels=1, l2_normalize=config.l2_normalize)
+
+
+def initial_weights(source: Path) -> dict[str, torch.Tensor]:
+    """The weights in a run folder's checkpoint or in a model bundle (``model.json`` beside it)."""
+    if (source / CHECKPOINT_FILE).is_file():
+        state: dict[str, torch.Tensor] = load_checkpoint(source / CHECKPOINT_FILE)["model"]
+        return state
+    if (source / METADATA_FILE).is_file():
+        network, _meta = load_model_bundle(source)
+        return network.state_dict()
+    raise ValueError(f"init_from: {source} holds neither a training checkpoint nor a model")
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -241,12 +255,15 @@ def train(
     checkpoint_path = run_dir / CHECKPOINT_FILE
     if resume and checkpoint_path.exists():
         checkpoint = load_checkpoint(checkpoint_path)
-        _check_resumable(TrainConfig.from_dict(checkpoint["config"]), config)
+        _check_resumable(TrainConfig.from_saved(checkpoint["config"]), config)
         network.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         start_step = int(checkpoint["step"])
-    elif checkpoint_path.exists():
-        checkpoint_path.unlink()
+    else:
+        if checkpoint_path.exists():
+            checkpoint_path.unlink()
+        if config.init_from:
+            network.load_state_dict(initial_weights(Path(config.init_from)))
     (run_dir / CONFIG_FILE).write_text(config.to_json())
     history = _read_history(run_dir, start_step)
     if start_step >= config.steps:
@@ -328,7 +345,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.resume and not args.config and args.out_dir:
         saved = Path(args.out_dir) / CONFIG_FILE
         if saved.exists():
-            base = TrainConfig.from_file(saved).to_dict()
+            base = TrainConfig.from_saved(json.loads(saved.read_text(encoding="utf-8"))).to_dict()
     for field in dataclasses.fields(TrainConfig):
         value = getattr(args, field.name, None)
         if value is not None:

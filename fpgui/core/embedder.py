@@ -23,7 +23,7 @@ from fpgui.core.errors import FpguiError, ModelLoadError
 from fpgui.core.images import load_image
 from fpgui.core.model_files import ModelMetadata, load_model_bundle
 from fpgui.core.paths import bundled_model_dir
-from fpgui.core.preprocess import to_model_tensor
+from fpgui.core.preprocess import normalise_array, to_model_tensor
 
 # Largest absolute difference in L2 distance (embeddings are unit length, distances in [0, 2])
 # that bf16 may introduce before we fall back to fp32.
@@ -217,9 +217,8 @@ def bf16_matches_fp32(network: FingerprintNet, meta: ModelMetadata, samples: int
     size = meta.input_size
     base = torch.rand((samples, len(meta.mean), size // 8, size // 8), generator=generator)
     images = torch.nn.functional.interpolate(base, size=(size, size), mode="bilinear")
-    mean = torch.tensor(meta.mean)[None, :, None, None]
-    std = torch.tensor(meta.std)[None, :, None, None]
-    batch = ((images - mean) / std).contiguous(memory_format=torch.channels_last)
+    normalised = np.stack([normalise_array(image.numpy(), meta) for image in images])
+    batch = torch.from_numpy(normalised).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         reference = network(batch).float()
         with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -20,10 +20,12 @@ import torch
 from fpgui.core.architecture import ARCHITECTURE_NAME, FingerprintNet
 from fpgui.core.atomic import atomic_write_bytes
 from fpgui.core.errors import ModelLoadError
+from fpgui.core.verdict import VerdictPolicy, VerdictRule
 
 METADATA_FILE = "model.json"
 WEIGHTS_FILE = "weights.pt"
 METADATA_FORMAT = 1
+NORMALIZATIONS: tuple[str, ...] = ("fixed", "per_image")
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,18 @@ class ModelMetadata:
     colour_mode: str = "L"
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.5,)
+    # "fixed": (x - mean) / std. "per_image": each image to zero mean, unit std (after the
+    # fixed step), so brightness and contrast changes reach the network much reduced.
+    normalization: str = "fixed"
     embedding_dim: int = 128
     l2_normalize: bool = True
     distance: str = "l2"
     threshold: float = 0.5
+    # The verdict's other calibrated values (see core/verdict.py); 0 means "not calibrated".
+    ratio_threshold: float = 0.0
+    reference_distance: float = 0.0
+    possible_threshold: float = 0.0
+    possible_ratio_threshold: float = 0.0
     weights_file: str = WEIGHTS_FILE
     weights_sha256: str = ""
     created: str = ""
@@ -53,6 +63,22 @@ class ModelMetadata:
     def model_id(self) -> str:
         """Short, stable identity: name, version and the first 12 hex digits of the weights."""
         return f"{self.name}-{self.version}-{self.weights_sha256[:12]}"
+
+    def verdict_policy(self, threshold: float | None = None) -> VerdictPolicy:
+        """The copy/possible/no-match rules; ``threshold`` overrides the strict distance."""
+        strict = VerdictRule(
+            self.threshold if threshold is None else float(threshold),
+            self.ratio_threshold,
+            self.reference_distance,
+        )
+        balanced = None
+        if self.possible_threshold > 0 or self.possible_ratio_threshold > 0:
+            balanced = VerdictRule(
+                max(self.possible_threshold, strict.threshold),
+                max(self.possible_ratio_threshold, self.ratio_threshold),
+                self.reference_distance,
+            )
+        return VerdictPolicy(strict, balanced)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -94,6 +120,11 @@ def read_metadata(model_dir: Path) -> ModelMetadata:
         raise ModelLoadError(
             f"{meta_path} describes a '{meta.architecture}' model; this fpgui runs "
             f"'{ARCHITECTURE_NAME}'"
+        )
+    if meta.normalization not in NORMALIZATIONS:
+        raise ModelLoadError(
+            f"{meta_path} asks for normalization '{meta.normalization}'; this fpgui knows "
+            f"{', '.join(NORMALIZATIONS)}"
         )
     if meta.format > METADATA_FORMAT:
         raise ModelLoadError(f"{meta_path} has format {meta.format}; update fpgui to read it")

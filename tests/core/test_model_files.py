@@ -89,6 +89,7 @@ def test_weights_of_another_shape_are_refused(bundle: Path) -> None:
         (json.dumps({"name": "x", "version": "1", "architecture": "vit-b"}), "vit-b"),
         (json.dumps({"name": "x", "version": "1", "format": 99}), "update fpgui"),
         (json.dumps({"version": "1"}), "invalid"),
+        (json.dumps({"name": "x", "version": "1", "normalization": "zca"}), "normalization 'zca'"),
     ],
 )
 def test_bad_metadata(tmp_path: Path, content: str, message: str) -> None:

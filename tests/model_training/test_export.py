@@ -30,3 +30,14 @@ def test_tiny_train_evaluate_export_round_trip(tiny_corpus: Path, tmp_path: Path
     e = embedder.embed_images([image, image])
     assert e.shape == (2, 128) and e.dtype == np.float32
     assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-3)
+
+
+def test_the_bundled_recipe_fine_tunes_stage_one_with_per_image_normalisation() -> None:
+    from model_training.reproduce import training_stages
+
+    first, second = training_stages(Path("corpus/train"), Path("runs/x"))
+    assert (first.normalization, first.init_from) == ("fixed", "")
+    assert second.normalization == "per_image"
+    assert second.init_from == first.out_dir == str(Path("runs/x/stage1"))
+    assert second.out_dir == str(Path("runs/x/stage2"))
+    assert second.lr_late == first.lr_late == 1e-4

@@ -154,3 +154,52 @@ def test_an_empty_folder_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="no manifest.jsonl and no images"):
         corpus_entries(tmp_path)
+
+
+def test_a_run_can_start_from_another_runs_weights(tiny_corpus: Path, tmp_path: Path) -> None:
+    first = tiny_config(tiny_corpus, tmp_path / "first", steps=2, normalization="fixed")
+    train(first)
+    start = load_checkpoint(tmp_path / "first" / CHECKPOINT_FILE)["model"]
+    # lr 0 keeps the weights where they started: they must be the first run's, not fresh ones.
+    second = tiny_config(
+        tiny_corpus, tmp_path / "second", steps=1, init_from=first.out_dir, lr=0.0, lr_late=0.0
+    )
+    train(second)
+    after = load_checkpoint(tmp_path / "second" / CHECKPOINT_FILE)["model"]
+    assert torch.equal(start["trunk.conv1.weight"], after["trunk.conv1.weight"])
+    assert torch.equal(start["head.weight"], after["head.weight"])
+
+
+def test_a_run_can_start_from_a_model_bundle(
+    tiny_corpus: Path, tmp_path: Path, random_model_dir: Path
+) -> None:
+    from fpgui.core.model_files import load_model_bundle
+
+    bundle = random_model_dir
+    network, _meta = load_model_bundle(bundle)
+    config = tiny_config(
+        tiny_corpus, tmp_path / "run", steps=1, init_from=str(bundle), lr=0.0, lr_late=0.0
+    )
+    train(config)
+    after = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)["model"]
+    # Batch-norm running statistics move in any training step; the learned weights must not.
+    learned = [k for k in network.state_dict() if "running" not in k and "num_batches" not in k]
+    assert learned
+    for key in learned:
+        assert torch.equal(network.state_dict()[key], after[key]), key
+
+
+def test_init_from_a_folder_without_weights_is_refused(tiny_corpus: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    config = tiny_config(tiny_corpus, tmp_path / "run", init_from=str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="neither a training checkpoint nor a model"):
+        train(config)
+
+
+def test_checkpoints_saved_before_normalization_existed_mean_fixed() -> None:
+    saved = TrainConfig().to_dict()
+    del saved["normalization"], saved["init_from"]
+    assert TrainConfig.from_saved(saved).normalization == "fixed"
+    assert TrainConfig().normalization == "per_image"
+    with pytest.raises(ValueError, match="normalization"):
+        TrainConfig(normalization="zscore").validate()
