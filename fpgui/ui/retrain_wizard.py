@@ -41,6 +41,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QPolygonF
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -163,8 +164,10 @@ class TrainSettings:
     device: str = "auto"
     eval_queries: int = DEFAULT_EVAL_QUERIES
     eval_runs: int = DEFAULT_EVAL_RUNS
+    init_from: str = ""  # a model folder whose weights the run starts from; "" = from scratch
 
     def train_args(self) -> list[str]:
+        start = ["--init-from", self.init_from] if self.init_from else []
         return [
             "--steps", str(self.steps),
             "--loss", self.loss,
@@ -172,6 +175,7 @@ class TrainSettings:
             "--theta", f"{self.theta:g}",
             "--input-size", str(self.input_size),
             "--device", self.device,
+            *start,
         ]  # fmt: skip
 
     @property
@@ -697,7 +701,10 @@ class SettingsPage(QWizardPage):
         super().__init__()
         self.owner = wizard
         self.setTitle("Training settings")
-        self.setSubTitle("The defaults are those of the bundled model's training run.")
+        self.setSubTitle(
+            "The defaults are those of the bundled model's training run. Starting from the "
+            "current model fine-tunes it rather than learning from scratch."
+        )
         self.steps = QSpinBox()
         self.steps.setRange(1, 1_000_000)
         self.steps.setSingleStep(100)
@@ -728,10 +735,16 @@ class SettingsPage(QWizardPage):
         self.eval_runs = QSpinBox()
         self.eval_runs.setRange(1, 20)
         self.eval_runs.setValue(DEFAULT_EVAL_RUNS)
+        self.start_from_current = QCheckBox("Start from the current model's weights")
+        self.start_from_current.setToolTip(
+            "Fine-tune the model in use instead of learning from scratch: it already knows "
+            "what modified copies look like, so far fewer steps are needed."
+        )
         self.estimate = QLabel()
         self.estimate.setWordWrap(True)
 
         form = QFormLayout(self)
+        form.addRow(self.start_from_current)
         form.addRow("Training steps:", self.steps)
         form.addRow("Loss:", self.loss)
         form.addRow("Margin (alpha):", self.margin)
@@ -756,9 +769,18 @@ class SettingsPage(QWizardPage):
             device=self.device.currentText(),
             eval_queries=self.eval_queries.value(),
             eval_runs=self.eval_runs.value(),
+            init_from=str(self.owner.current_model_dir)
+            if self.start_from_current.isChecked() and self.owner.current_model_dir is not None
+            else "",
         )
 
     def initializePage(self) -> None:  # noqa: N802 (Qt override)
+        current = self.owner.current_model_dir
+        self.start_from_current.setEnabled(current is not None)
+        self.start_from_current.setChecked(current is not None)
+        if current is None:
+            self.start_from_current.setChecked(False)
+            self.start_from_current.setText("Start from the current model's weights (no model)")
         self._run_state = read_run_state(self.owner.run_dir)
         self._update_enabled()
         self._update_estimate()

@@ -113,6 +113,10 @@ def test_every_page_with_a_tiny_run_then_adopt(
     adopted: list[str] = []
     wizard.model_adopted.connect(adopted.append)
     choose_folder_and_tiny_settings(qtbot, wizard, corpus)
+    # A model is in use, so the run fine-tunes it by default.
+    assert wizard.settings_page.start_from_current.isChecked()
+    command = wizard.train_command(resume=False)
+    assert command[command.index("--init-from") + 1] == str(current)
 
     training = wizard.training_page
     assert not training.resume_button.isVisible() and not training.isComplete()
@@ -268,3 +272,9 @@ def test_too_few_images_cannot_go_on(qtbot: QtBot, library: Library, tmp_path: P
     assert not page.isComplete()
     page.folder_edit.setText(str(tmp_path / "nowhere"))
     assert not page.isComplete() and "existing folder" in page.count_label.text()
+
+
+def test_train_args_start_from_a_model_only_when_asked() -> None:
+    assert "--init-from" not in rw.TrainSettings().train_args()
+    args = rw.TrainSettings(init_from="/models/current").train_args()
+    assert args[args.index("--init-from") + 1] == "/models/current"
