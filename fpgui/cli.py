@@ -255,17 +255,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _print_check(result: object) -> None:
     from fpgui.core.matching import CheckResult
+    from fpgui.core.verdict import Verdict
 
     assert isinstance(result, CheckResult)
     nearest = result.nearest
     if nearest is None:
         print(f"{result.query}: not a copy (the library is empty)")
         return
-    if result.is_copy:
-        verdict = f"COPY of {nearest.path} (distance {nearest.distance:.4f} < {result.threshold:g})"
+    if result.verdict is Verdict.COPY:
+        verdict = f"COPY of {nearest.path}"
+    elif result.verdict is Verdict.POSSIBLE:
+        verdict = f"POSSIBLE COPY of {nearest.path} - compare to confirm"
     else:
-        verdict = f"not a copy (nearest distance {nearest.distance:.4f} >= {result.threshold:g})"
-    print(f"{result.query}: {verdict}")
+        verdict = "not a copy"
+    print(f"{result.query}: {verdict}: {result.evidence_text(digits=4)}")
     for match in result.matches:
         print(f"  {match.rank}. {match.distance:.4f}  {match.path}")
 

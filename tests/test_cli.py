@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 from fpgui.cli import main
+from fpgui.core.model_files import METADATA_FILE, read_metadata
 from tests.conftest import make_photo
 
 
@@ -63,9 +66,49 @@ def test_check_json_reports_every_query_and_fails_at_the_end(
     assert copy["matches"][0]["path"] == str(photo_folder / "photo_3.jpg")
     assert copy["matches"][0]["distance"] == pytest.approx(0.0, abs=1e-3)
     assert len(copy["matches"]) == 3
-    assert set(copy) == {"query", "sha256", "is_copy", "threshold", "matches"}
+    assert set(copy) == {
+        "query", "sha256", "is_copy", "threshold", "verdict", "ratio", "ratio_threshold", "matches",
+    }  # fmt: skip
+    assert (copy["verdict"], copy["ratio"], copy["ratio_threshold"]) == ("copy", None, None)
     assert set(bad) == {"query", "error"} and "not an image" in bad["error"]
     assert new["is_copy"] == (new["matches"][0]["distance"] < new["threshold"])
+    assert new["verdict"] == ("copy" if new["is_copy"] else "none")
+
+
+def test_check_with_a_calibrated_model_says_possible_copy(
+    tmp_path: Path, random_model_dir: Path, photo_folder: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # The random model's weights; copy below 0.05 (or a ratio below 0.01), possible below 1.9.
+    model = tmp_path / "calibrated"
+    shutil.copytree(random_model_dir, model)
+    meta = dataclasses.replace(
+        read_metadata(model), ratio_threshold=0.01, reference_distance=1.0, possible_threshold=1.9
+    )
+    (model / METADATA_FILE).write_text(meta.to_json(), encoding="utf-8")
+    cli = ["--library", str(tmp_path / "library"), "--model", str(model), "--device", "cpu"]
+    main([*cli, "add", str(photo_folder)])
+    query = tmp_path / "unrelated.png"
+    make_photo(500).save(query)
+    capsys.readouterr()
+
+    assert main([*cli, "check", str(query), "--json", "--top-k", "2"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    d1, d2 = (m["distance"] for m in line["matches"])
+    assert 0.05 < d1 < 1.0
+    assert (line["verdict"], line["is_copy"]) == ("possible", False)
+    assert line["ratio"] == pytest.approx(d1 / d2)
+    assert line["ratio_threshold"] == 0.01
+    assert line["threshold"] == 0.05
+
+    assert main([*cli, "check", str(query)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    nearest = line["matches"][0]["path"]
+    assert first == (
+        f"{query}: POSSIBLE COPY of {nearest} - compare to confirm: distance {d1:.4f} "
+        f"(threshold 0.0500, possible below 1.9000); {d1 / d2:.4f} x the next distinct image "
+        "(ratio threshold 0.0100)"
+    )
 
 
 def test_check_human_output(
@@ -75,7 +118,8 @@ def test_check_human_output(
     capsys.readouterr()
     assert main([*cli, "check", str(photo_folder / "photo_1.jpg")]) == 0
     out = capsys.readouterr().out
-    assert f"{photo_folder / 'photo_1.jpg'}: COPY of {photo_folder / 'photo_1.jpg'}" in out
+    assert f"{photo_folder / 'photo_1.jpg'}: COPY of {photo_folder / 'photo_1.jpg'}: " in out
+    assert "distance 0.0000 (threshold 0.0500)\n" in out
     assert "  1. 0.0000" in out
 
 

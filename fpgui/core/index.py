@@ -35,6 +35,11 @@ _GRAPH_GLOB = "index-*.bin"
 _SPACE = "l2"
 _HASH_CHUNK = 1 << 20
 
+# Search defaults, measured by benchmarks/index_real.py (see the README's benchmark section).
+DEFAULT_M = 16
+DEFAULT_EF_CONSTRUCTION = 200
+DEFAULT_EF = 64
+
 
 class FingerprintIndex:
     """Ids (int64 >= 0, e.g. catalogue row ids) mapped to ``(dim,)`` float32 vectors; L2 queries."""
@@ -44,9 +49,9 @@ class FingerprintIndex:
         dim: int,
         model_sha256: str,
         *,
-        ef: int = 64,
-        m: int = 16,
-        ef_construction: int = 200,
+        ef: int = DEFAULT_EF,
+        m: int = DEFAULT_M,
+        ef_construction: int = DEFAULT_EF_CONSTRUCTION,
         capacity: int = 1024,
     ) -> None:
         if dim < 1 or ef < 1 or m < 2 or ef_construction < 1:
@@ -81,7 +86,9 @@ class FingerprintIndex:
         cls, folder: Path, *, dim: int | None = None, model_sha256: str | None = None
     ) -> FingerprintIndex:
         """The index saved in ``folder``; raises :class:`FingerprintIndexError` when files are
-        missing or corrupt, or when ``dim``/``model_sha256`` (if given) differ from the saved."""
+        missing or corrupt, or when ``dim``/``model_sha256`` (if given) differ from the saved.
+
+        Its ``ef`` is the saved one or :data:`DEFAULT_EF`, whichever is larger."""
         folder = Path(folder)
         meta = _read_metadata(folder)
         if dim is not None and meta["dim"] != dim:
@@ -95,8 +102,9 @@ class FingerprintIndex:
             )
         graph = folder / meta["index_file"]
         _check_graph_file(graph, meta["index_sha256"])
+        # An index saved under an older, lower default ef would otherwise keep its poorer recall.
         index = cls(
-            meta["dim"], meta["model_sha256"], ef=meta["ef"], m=meta["m"],
+            meta["dim"], meta["model_sha256"], ef=max(meta["ef"], DEFAULT_EF), m=meta["m"],
             ef_construction=meta["ef_construction"], capacity=1,
         )  # fmt: skip
         # A fresh, un-initialised hnswlib index: load_index on an initialised one warns.
@@ -206,6 +214,17 @@ class FingerprintIndex:
         labels, squared = self._knn(matrix, k_live)
         distances = np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
         return labels.astype(np.int64), distances
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of live ``ids`` (N,), as ``(N, dim)`` float32 in the same order."""
+        id_array = np.asarray(ids, dtype=np.int64).reshape(-1)
+        unknown = [int(i) for i in id_array if int(i) not in self._live]
+        if unknown:
+            raise KeyError(f"ids not in the index: {unknown[:5]}")
+        if len(id_array) == 0:
+            return np.zeros((0, self._dim), np.float32)
+        stored = self._index.get_items(id_array.astype(np.uint64))
+        return np.asarray(stored, dtype=np.float32).reshape(len(id_array), self._dim)
 
     def _knn(self, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """hnswlib's answer (labels, squared L2); exact search when the graph cannot give k."""

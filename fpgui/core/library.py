@@ -75,6 +75,7 @@ __all__ = [
     "Library",
     "LibraryBusyError",
     "LibraryInfo",
+    "Neighbourhood",
     "ProtectedImage",
     "RemoveSummary",
     "VerifyReport",
@@ -181,6 +182,15 @@ class ProtectedImage:
     missing: bool
     duplicate_paths: tuple[str, ...] = ()
     fingerprinted: bool = True  # False: no fingerprint from the current model yet
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """A query's nearest library images together with their stored fingerprints."""
+
+    images: list[tuple[ProtectedImage, float]]  # L2 distance to the query, ascending
+    fingerprints: np.ndarray  # (len(images), D) float32, in the order of ``images``
+    searched: int  # fingerprints in the index: the most any query can get back
 
 
 @dataclass(frozen=True)
@@ -1052,6 +1062,21 @@ class Library:
             for i, d in zip(ids[0], distances[0], strict=True)
             if int(i) in found
         ]
+
+    def neighbourhood(self, vector: np.ndarray, k: int) -> Neighbourhood:
+        """Like :meth:`nearest`, with each found image's stored fingerprint and the index size."""
+        index = self._current_index()
+        with self._mutex:
+            ids, distances = index.query(vector, k=k)
+            found = self._catalogue.images_by_ids(ids[0].tolist())
+            kept = [j for j, i in enumerate(ids[0]) if int(i) in found]
+            fingerprints = index.vectors(ids[0][kept])
+            searched = len(index)
+        images = [
+            (self._protected(found[int(ids[0][j])], (), None, False), float(distances[0][j]))
+            for j in kept
+        ]
+        return Neighbourhood(images, fingerprints, searched)
 
     def info(self) -> LibraryInfo:
         with self._mutex:

@@ -30,16 +30,11 @@ THUMBNAIL_QUALITY = 82
 
 
 def verdict_text(result: CheckResult) -> str:
-    """The one-line verdict, worded as the check view words it."""
-    nearest = result.nearest
-    if nearest is None:
+    """The one-line verdict with the numbers that decided it, worded as the check view words it:
+    "Copy of beach.jpg: distance 0.12 (threshold 0.21)"."""
+    if result.nearest is None:
         return "No match - the library has no fingerprinted images"
-    if result.is_copy:
-        return (
-            f"Copy of {Path(nearest.path).name} "
-            f"(distance {nearest.distance:.2f}, threshold {result.threshold:.2f})"
-        )
-    return f"No match - nearest {nearest.distance:.2f}, threshold {result.threshold:.2f}"
+    return f"{result.headline()}: {result.evidence_text()}"
 
 
 def build_report(result: CheckResult, library: Library, query_image: Image.Image) -> dict[str, Any]:
@@ -83,7 +78,14 @@ def build_report(result: CheckResult, library: Library, query_image: Image.Image
         "threshold": result.threshold,
         "is_copy": result.is_copy,
         "verdict": verdict_text(result),
+        "verdict_level": result.verdict.value,
         "nearest_distance": nearest.distance if nearest else None,
+        "second_distance": result.second_distance,
+        "ratio": result.ratio,
+        "ratio_threshold": result.ratio_threshold,
+        "possible_threshold": result.possible_threshold,
+        "possible_ratio_threshold": result.possible_ratio_threshold,
+        "reference_distance": result.reference_distance,
         "not_compared": result.not_compared,
         "library": {"folder": str(library.folder), "images": library.count()},
         "query": {
@@ -151,6 +153,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; co
 h1 { font-size: 1.4em; }
 .verdict { padding: .8em 1em; border-radius: 6px; font-size: 1.2em; font-weight: 600; }
 .copy { background: #fde2e1; border: 2px solid #c62828; color: #8e1c1c; }
+.possible { background: #fff4d6; border: 2px dashed #b26a00; color: #6d4100; }
 .nomatch { background: #e3f4e4; border: 2px solid #2e7d32; color: #1b5e20; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: .35em .6em; text-align: left; vertical-align: top; }
@@ -162,10 +165,40 @@ footer { margin-top: 2em; color: #666; font-size: .85em; }
 """
 
 
+def _decision_rows(report: dict[str, Any]) -> str:
+    """Table rows for the verdict's calibrated values beyond the distance threshold."""
+    rows = []
+    possible = report["possible_threshold"]
+    if possible is not None and possible > report["threshold"]:
+        rows.append(
+            f"<tr><th>Possible-copy threshold</th><td>{possible:.4f} "
+            "(L2 distance; below it is a possible copy)</td></tr>"
+        )
+    strict_ratio, possible_ratio = report["ratio_threshold"], report["possible_ratio_threshold"]
+    if strict_ratio is not None or possible_ratio is not None:
+        ratio, second, cap = (
+            report["ratio"],
+            report["second_distance"],
+            report["reference_distance"],
+        )
+        limits = [] if strict_ratio is None else [f"below {strict_ratio:.4f} is a copy"]
+        if possible_ratio is not None and (strict_ratio is None or possible_ratio > strict_ratio):
+            limits.append(f"below {possible_ratio:.4f} a possible copy")
+        explained = (
+            "the nearest distance over that of the next distinct library image ("
+            + ("none in the library" if second is None else f"{second:.4f}")
+            + ("" if cap is None else f", capped at {cap:.4f}")
+            + f"); {', '.join(limits)}"
+        )
+        value = "-" if ratio is None else f"{ratio:.4f}"
+        rows.append(f"<tr><th>Distance ratio</th><td>{value}: {_e(explained)}</td></tr>")
+    return "".join(f"{row}\n" for row in rows)
+
+
 def render_html(report: dict[str, Any], query_image: Image.Image) -> str:
     """The HTML page for ``report`` (from :func:`build_report`); every string is escaped."""
     query = report["query"]
-    verdict_class = "copy" if report["is_copy"] else "nomatch"
+    verdict_class = {"copy": "copy", "possible": "possible"}.get(report["verdict_level"], "nomatch")
     rows = []
     for match in report["matches"]:
         thumb = _match_thumbnail(match["path"])
@@ -217,7 +250,7 @@ def render_html(report: dict[str, Any], query_image: Image.Image) -> str:
 <tr><th>Checked at</th><td>{_e(report["checked_at"])}</td></tr>
 <tr><th>Model</th><td><code>{_e(report["model_id"])}</code></td></tr>
 <tr><th>Threshold</th><td>{report["threshold"]:.4f} (L2 distance; below it is a copy)</td></tr>
-<tr><th>Library</th><td>{_e(report["library"]["folder"])}
+{_decision_rows(report)}<tr><th>Library</th><td>{_e(report["library"]["folder"])}
  ({_e(report["library"]["images"])} images)</td></tr>
 </table>
 <h2>Query image</h2>

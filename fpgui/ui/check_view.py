@@ -1,7 +1,8 @@
 """The Check view: drop, paste or open an image and see whether it copies a protected one.
 
-One image gives the query, a verdict banner and the top-5 matches as cards; several files or a
-folder give a sortable batch table with CSV/JSON export. All decoding and embedding runs in tasks.
+One image gives the query, a verdict banner (copy, possible copy or no match) and the top-5 matches
+as cards; several files or a folder give a sortable batch table with CSV/JSON export. All decoding
+and embedding runs in tasks.
 """
 
 from __future__ import annotations
@@ -389,7 +390,7 @@ class CheckView(QWidget):
             card.deleteLater()
         self.cards = []
         for match in result.matches:
-            card = MatchCard(match, result.threshold, self.thumbnails)
+            card = MatchCard(match, result, self.thumbnails)
             card.compare_requested.connect(self.compare)
             self.cards_layout.insertWidget(
                 self.cards_layout.count() - 1, card, 0, Qt.AlignmentFlag.AlignTop
@@ -399,7 +400,7 @@ class CheckView(QWidget):
             self.verdict.set_result(result)
         self.pages.setCurrentIndex(1)
         self.drop_zone.set_compact(True)
-        self.status_message.emit(self.verdict.text())
+        self.status_message.emit(self.verdict.summary())
         self._update_availability()
 
     def compare(self, match: Match) -> None:
@@ -519,9 +520,12 @@ class CheckView(QWidget):
     def _update_batch_summary(self) -> None:
         rows = self.batch_model.rows
         copies = sum(1 for r in rows if r.verdict == "Copy")
-        errors = sum(1 for r in rows if r.verdict == "Error")
+        possible = sum(1 for r in rows if r.verdict == "Possible copy")
+        no_match = sum(1 for r in rows if r.verdict == "No match")
+        errors = len(rows) - copies - possible - no_match
         copies_text = "1 copy" if copies == 1 else f"{copies} copies"
-        text = f"{len(rows)} checked: {copies_text}, {len(rows) - copies - errors} no match"
+        possible_text = "1 possible copy" if possible == 1 else f"{possible} possible copies"
+        text = f"{len(rows)} checked: {copies_text}, {possible_text}, {no_match} no match"
         if errors:
             text += f", {errors} could not be checked"
         self.batch_summary.setText(text)

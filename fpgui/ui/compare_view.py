@@ -247,10 +247,17 @@ class CompareDialog(QDialog):
         self._scene.addItem(self._message_item)
 
         side = "below" if match.distance < result.threshold else "above"
+        # The verdict belongs to the nearest match: it may rest on the ratio test, not on this
+        # distance alone, so it is named rather than implied by "below the threshold".
+        verdict = (
+            f" &nbsp; <b>Verdict:</b> {result.verdict_label}"
+            if result.nearest is not None and match.rank == result.nearest.rank
+            else ""
+        )
         self.header = QLabel(
             f"<b>Query:</b> {_html(Path(result.query).name)} &nbsp; <b>Match #{match.rank}:</b> "
             f"{_html(Path(match.path).name)} &nbsp; <b>Distance</b> {match.distance:.3f} "
-            f"({side} the threshold {result.threshold:.3f})"
+            f"({side} the copy threshold {result.threshold:.3f}){verdict}"
         )
         self.header.setTextFormat(Qt.TextFormat.RichText)
         self.header.setWordWrap(True)

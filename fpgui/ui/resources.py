@@ -48,10 +48,15 @@ HELP_TEXT = """<h3>fpgui: is this image a copy of one of mine?</h3>
 protect (Ctrl+Shift+A, or drop a folder on the grid). Each image is fingerprinted once; adding the
 same folder again only picks up what changed.</p>
 <p><b>2. Check an image.</b> In <i>Check</i>, drop an image, paste one (Ctrl+V) or open one
-(Ctrl+O). The banner says <i>Copy of &lt;name&gt;</i> when a protected image is closer than the
-threshold, or <i>No match</i> with the nearest distance. The five closest protected images are shown
-below it; <i>Compare</i> puts one beside your query. Several files or a folder give a table you can
-export.</p>
-<p><b>Distances</b> are L2 distances between fingerprints (0 = identical, 2 = opposite). The
-threshold comes from the model's calibration; you can override it in Settings.</p>
+(Ctrl+O). The banner gives one of three verdicts: <i>Copy of &lt;name&gt;</i> (red) when your
+image is almost certainly a modified copy of that protected image, <i>Possible copy of
+&lt;name&gt;</i> (amber) when it may be one, so compare the two before you act, or <i>No match</i>
+(green). The five closest protected images are shown below it; <i>Compare</i> puts one beside your
+query. Several files or a folder give a table you can export.</p>
+<p><b>Two numbers decide</b>, and the banner shows both: the distance to the closest protected
+image (an L2 distance between fingerprints, 0 = identical, 2 = opposite), and, for models calibrated
+for it, that distance as a fraction of the distance to the next different protected image (a copy
+is much nearer its original than anything else, even when heavy edits push its distance up). The
+thresholds come from the model's calibration; you can override the copy distance threshold in
+Settings.</p>
 """

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from fpgui.core.errors import FingerprintIndexError
-from fpgui.core.index import METADATA_NAME, FingerprintIndex
+from fpgui.core.index import (
+    DEFAULT_EF,
+    DEFAULT_EF_CONSTRUCTION,
+    DEFAULT_M,
+    METADATA_NAME,
+    FingerprintIndex,
+)
 
 DIM = 16
 MODEL = "a" * 64
@@ -125,6 +131,54 @@ def test_k_larger_than_ef_still_returns_k(
     assert index.ef == 4
 
 
+def test_k_above_ef_matches_exact_search(
+    filled: tuple[FingerprintIndex, np.ndarray, np.ndarray],
+) -> None:
+    """hnswlib needs ef >= k; the index searches with max(ef, k) instead of returning worse."""
+    index, ids, vectors = filled
+    index.ef = 1
+    queries = unit_vectors(20, seed=13)
+    wide = FingerprintIndex.build(ids, vectors, DIM, MODEL, ef=300)
+    np.testing.assert_array_equal(index.query(queries, k=300)[0], wide.query(queries, k=300)[0])
+    assert index.ef == 1
+
+
+def copies_of(
+    originals: np.ndarray, rng: np.random.Generator, low: float, high: float
+) -> np.ndarray:
+    """Unit vectors each at an L2 distance in [low, high) from its row of ``originals`` (unit)."""
+    distance = rng.uniform(low, high, len(originals))
+    away = rng.standard_normal(originals.shape)
+    away -= np.sum(away * originals, axis=1, keepdims=True) * originals
+    away /= np.linalg.norm(away, axis=1, keepdims=True)
+    angle = 2.0 * np.arcsin(distance / 2.0)[:, None]
+    return (np.cos(angle) * originals + np.sin(angle) * away).astype(np.float32)
+
+
+def test_default_ef_finds_the_true_neighbours_of_copies_and_strangers() -> None:
+    """Recall@5 >= 0.99 at the default ef on clustered 128-d fingerprints, shaped like the model's
+    (benchmarks/index_real.py): 40 themes of 10 originals (nearest other original ~0.65 away; the
+    real corpus: 0.62), each stored with 4 modified copies 0.02-0.7 away (real copies: median
+    0.29); queried with fresh copies of stored originals and with new images of the same themes.
+    Recall here is ~0.94 at ef=5 and ~0.98 at ef=8, so a too-small default fails."""
+    rng = np.random.default_rng(20)
+    themes = unit_vectors(40, seed=21, dim=128)
+    originals = copies_of(np.repeat(themes, 10, axis=0), rng, 0.45, 0.6)
+    stored = np.concatenate([originals, *(copies_of(originals, rng, 0.02, 0.7) for _ in range(4))])
+    ids = np.arange(len(stored), dtype=np.int64)
+    index = FingerprintIndex(128, MODEL, capacity=len(stored))
+    for start in range(0, len(stored), 4):  # hnswlib inserts <= 4 rows on one thread: same graph
+        index.add(ids[start : start + 4], stored[start : start + 4])
+    assert index.ef == DEFAULT_EF
+    copies = copies_of(originals[rng.choice(len(originals), 200, replace=False)], rng, 0.02, 0.7)
+    strangers = copies_of(np.repeat(themes, 5, axis=0), rng, 0.45, 0.6)
+    for queries in (copies, strangers):
+        found = index.query(queries, k=5)[0]
+        want = exact(ids, stored, queries, 5)[0]
+        hits = sum(len(np.intersect1d(f, w)) for f, w in zip(found, want, strict=True))
+        assert hits / want.size >= 0.99
+
+
 def test_empty_index_answers_with_no_matches() -> None:
     index = FingerprintIndex(DIM, MODEL)
     found_ids, found_d = index.query(unit_vectors(3, seed=6), k=5)
@@ -172,6 +226,28 @@ def test_save_load_round_trip_gives_identical_answers(
 
     loaded.add(ids[:1], unit_vectors(1, seed=8))  # a removed id comes back after loading
     assert ids[0] in loaded
+
+
+def test_a_new_index_uses_the_defaults_and_saves_them(tmp_path: Path) -> None:
+    index = FingerprintIndex.build(np.arange(10), unit_vectors(10, seed=14), DIM, MODEL)
+    assert index.ef == DEFAULT_EF
+    index.save(tmp_path)
+    meta = json.loads((tmp_path / METADATA_NAME).read_text())
+    assert (meta["m"], meta["ef_construction"], meta["ef"]) == (
+        DEFAULT_M, DEFAULT_EF_CONSTRUCTION, DEFAULT_EF,
+    )  # fmt: skip
+
+
+def test_an_old_lower_saved_ef_is_raised_on_load(
+    tmp_path: Path, filled: tuple[FingerprintIndex, np.ndarray, np.ndarray]
+) -> None:
+    index, _, _ = filled
+    index.ef = DEFAULT_EF // 2  # as saved by an fpgui with a lower default
+    index.save(tmp_path)
+    assert FingerprintIndex.load(tmp_path).ef == DEFAULT_EF
+    index.ef = DEFAULT_EF + 7  # a deliberately wider search is kept
+    index.save(tmp_path)
+    assert FingerprintIndex.load(tmp_path).ef == DEFAULT_EF + 7
 
 
 def test_saving_again_keeps_one_graph_file(
@@ -271,3 +347,16 @@ def test_failed_save_leaves_the_previous_save_loadable(
     index.save(tmp_path)  # the next save succeeds and tidies up
     assert 10_000 in FingerprintIndex.load(tmp_path)
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_vectors_returns_the_stored_fingerprints_of_live_ids(
+    filled: tuple[FingerprintIndex, np.ndarray, np.ndarray],
+) -> None:
+    index, ids, vectors = filled
+    stored = index.vectors(ids[[5, 2, 9]])
+    assert stored.dtype == np.float32 and stored.shape == (3, DIM)
+    np.testing.assert_allclose(stored, vectors[[5, 2, 9]], atol=1e-6)
+    assert index.vectors(np.array([], np.int64)).shape == (0, DIM)
+    index.remove([ids[2]])
+    with pytest.raises(KeyError, match=str(ids[2])):
+        index.vectors(ids[[5, 2]])

@@ -296,6 +296,27 @@ def test_removing_original_keeps_its_duplicate(library: Library, photo_folder: P
     assert check(library, copy).matches[0].path == str(copy)
 
 
+def test_neighbourhood_gives_the_stored_fingerprints_of_the_nearest(
+    library: Library, photo_folder: Path, embedder: Embedder
+) -> None:
+    library.add_all([photo_folder])
+    query = embedder.embed_image(Image.open(photo_folder / "photo_3.jpg"))
+    hood = library.neighbourhood(query, 4)
+    assert [image.path for image, _ in hood.images] == [
+        image.path for image, _ in library.nearest(query, 4)
+    ]
+    assert hood.images[0][0].path == str(photo_folder / "photo_3.jpg")
+    assert hood.fingerprints.shape == (4, embedder.embedding_dim)
+    for (image, distance), fingerprint in zip(hood.images, hood.fingerprints, strict=True):
+        stored = embedder.embed_image(Image.open(image.path))
+        np.testing.assert_allclose(fingerprint, stored, atol=1e-5)
+        assert float(np.linalg.norm(fingerprint - query)) == pytest.approx(distance, abs=1e-5)
+    assert hood.searched == 8
+    library.remove([photo_folder / "photo_0.jpg"])
+    everything = library.neighbourhood(query, 50)
+    assert (len(everything.images), everything.searched) == (7, 7)
+
+
 def test_list_marks_missing_files(library: Library, photo_folder: Path) -> None:
     library.add_all([photo_folder])
     (photo_folder / "photo_6.jpg").unlink()

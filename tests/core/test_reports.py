@@ -18,6 +18,7 @@ from fpgui.core.images import load_image
 from fpgui.core.library import Library
 from fpgui.core.matching import CheckResult, check
 from fpgui.core.reports import build_report, write_html_report, write_json_report
+from fpgui.core.verdict import Verdict
 
 
 @pytest.fixture
@@ -40,7 +41,11 @@ def test_json_report_holds_everything_a_claim_needs(
     report = json.loads(path.read_text(encoding="utf-8"))
 
     assert report["is_copy"] is True
-    assert report["verdict"].startswith("Copy of photo_3.jpg (distance 0.00, threshold")
+    assert report["verdict"] == "Copy of photo_3.jpg: distance 0.00 (threshold 0.05)"
+    assert report["verdict_level"] == "copy"
+    assert report["second_distance"] == result.matches[1].distance
+    assert report["ratio"] is None and report["ratio_threshold"] is None
+    assert report["possible_threshold"] is None and report["reference_distance"] is None
     assert report["model_id"] == library.embedder.metadata.model_id
     assert report["threshold"] == result.threshold
     assert report["fpgui_version"] == __version__
@@ -101,9 +106,10 @@ def test_missing_original_and_no_match_are_reported_plainly(
 ) -> None:
     result, image = checked
     Path(result.matches[1].path).unlink()
-    not_copy = replace(result, is_copy=False, threshold=0.0)
+    not_copy = replace(result, verdict=Verdict.NO_MATCH, threshold=0.0)
     report = build_report(not_copy, library, image)
-    assert report["verdict"].startswith("No match - nearest 0.00, threshold 0.00")
+    assert report["verdict"] == "No match: distance 0.00 (threshold 0.00)"
+    assert (report["verdict_level"], report["is_copy"]) == ("none", False)
     assert report["matches"][1]["file_missing"] is True
 
     path = tmp_path / "report.html"
@@ -111,3 +117,37 @@ def test_missing_original_and_no_match_are_reported_plainly(
     page = path.read_text(encoding="utf-8")
     assert "(file missing)" in page and "image file not readable" in page
     assert 'class="verdict nomatch"' in page
+
+
+def test_possible_copy_report_states_the_ratio_numbers(
+    library: Library, checked: tuple[CheckResult, Image.Image], tmp_path: Path
+) -> None:
+    result, image = checked
+    possible = replace(
+        result, verdict=Verdict.POSSIBLE, threshold=0.21, second_distance=0.8, ratio=0.3875,
+        ratio_threshold=0.3, possible_threshold=0.28, possible_ratio_threshold=0.42,
+        reference_distance=0.9,
+    )  # fmt: skip
+    path = tmp_path / "report.json"
+    write_json_report(possible, library, image, path)
+    report = json.loads(path.read_text(encoding="utf-8"))
+    assert report["verdict"] == (
+        "Possible copy of photo_3.jpg - compare to confirm: distance 0.00 (threshold 0.21, "
+        "possible below 0.28); 0.39 x the next distinct image (ratio threshold 0.30, possible "
+        "below 0.42)"
+    )
+    assert report["verdict_level"] == "possible" and report["is_copy"] is False
+    assert (report["ratio"], report["ratio_threshold"]) == (0.3875, 0.3)
+    assert (report["possible_threshold"], report["possible_ratio_threshold"]) == (0.28, 0.42)
+    assert (report["second_distance"], report["reference_distance"]) == (0.8, 0.9)
+
+    html_path = tmp_path / "report.html"
+    write_html_report(possible, library, image, html_path)
+    page = html_path.read_text(encoding="utf-8")
+    assert 'class="verdict possible"' in page
+    assert "<tr><th>Possible-copy threshold</th><td>0.2800 " in page
+    assert (
+        "<tr><th>Distance ratio</th><td>0.3875: the nearest distance over that of the next "
+        "distinct library image (0.8000, capped at 0.9000); below 0.3000 is a copy, below 0.4200 "
+        "a possible copy</td></tr>"
+    ) in page

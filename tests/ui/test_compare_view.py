@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from pytestqt.qtbot import QtBot
 from fpgui.core.images import load_image
 from fpgui.core.library import Library
 from fpgui.core.matching import CheckResult, check
+from fpgui.core.verdict import Verdict
 from fpgui.ui.compare_view import CompareDialog, CompareMode
 
 
@@ -109,3 +111,22 @@ def test_missing_library_file_is_explained_not_raised(
     table = dialog.details
     assert table.item(2, 1).text() == result.matches[1].sha256
     dialog.close()
+
+
+def test_header_names_the_verdict_on_the_nearest_match_only(
+    qtbot: QtBot, library: Library, edited_query: tuple[Path, Image.Image]
+) -> None:
+    path, image = edited_query
+    result = replace(check(library, path), verdict=Verdict.POSSIBLE, threshold=0.001)
+    first, second = result.matches[:2]
+    nearest = open_dialog(qtbot, result, image, library, rank=1)
+    assert nearest.header.text().endswith(
+        f"<b>Distance</b> {first.distance:.3f} (above the copy threshold 0.001)"
+        " &nbsp; <b>Verdict:</b> Possible copy"
+    )
+    nearest.close()
+    other = open_dialog(qtbot, result, image, library, rank=2)
+    assert other.header.text().endswith(
+        f"<b>Distance</b> {second.distance:.3f} (above the copy threshold 0.001)"
+    )
+    other.close()

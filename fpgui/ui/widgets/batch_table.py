@@ -1,4 +1,8 @@
-"""Batch check results: one row per query, sortable, exportable as CSV or JSON."""
+"""Batch check results: one row per query, sortable, exportable as CSV or JSON.
+
+The "Verdict" column says Copy, Possible copy, No match or Error; its colours come in a light and a
+dark variant, chosen by the palette, so they stay legible on both.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
 
 if TYPE_CHECKING:
     from fpgui.core.matching import CheckResult
 
 COLUMNS = ("Query", "Verdict", "Best match", "Distance")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-COPY_COLOUR = QColor("#b3261e")
-NO_MATCH_COLOUR = QColor("#1e7b34")
-ERROR_COLOUR = QColor("#8a5a00")
+# Verdict -> (colour on a light palette, colour on a dark one).
+VERDICT_COLOURS = {
+    "Copy": (QColor("#b3261e"), QColor("#f28b82")),
+    "Possible copy": (QColor("#8a5a00"), QColor("#fdd663")),
+    "No match": (QColor("#1e7b34"), QColor("#81c995")),
+    "Error": (QColor("#6b4fbb"), QColor("#c6a8ff")),
+}
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -36,7 +44,7 @@ class BatchRow:
     def verdict(self) -> str:
         if self.result is None:
             return "Error"
-        return "Copy" if self.result.is_copy else "No match"
+        return self.result.verdict_label
 
     @property
     def best_match(self) -> str:
@@ -101,12 +109,9 @@ class BatchTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             return row.query if column == 0 else row.best_match
         if role == Qt.ItemDataRole.ForegroundRole and column == 1:
-            if row.verdict == "Copy":
-                return COPY_COLOUR
-            if row.verdict == "No match":
-                return NO_MATCH_COLOUR
-            return ERROR_COLOUR
-        if role == Qt.ItemDataRole.FontRole and column == 1 and row.verdict == "Copy":
+            light, dark = VERDICT_COLOURS[row.verdict]
+            return dark if _dark_palette() else light
+        if role == Qt.ItemDataRole.FontRole and column == 1 and row.verdict != "No match":
             from PySide6.QtGui import QFont
 
             font = QFont()
@@ -115,10 +120,22 @@ class BatchTableModel(QAbstractTableModel):
         return None
 
 
+def _dark_palette() -> bool:
+    return QGuiApplication.palette().color(QPalette.ColorRole.Base).lightness() < 128
+
+
 def rows_to_csv(rows: list[BatchRow]) -> str:
+    """One line per row; ``ratio`` and ``ratio_threshold`` are empty when not calibrated."""
+
+    def number(value: float | None) -> str:
+        return "" if value is None else f"{value:.6f}"
+
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["query", "verdict", "best_match", "distance", "threshold", "sha256", "error"])
+    writer.writerow(
+        ["query", "verdict", "best_match", "distance", "threshold", "sha256", "error", "ratio",
+         "ratio_threshold"]
+    )  # fmt: skip
     for row in rows:
         result = row.result
         writer.writerow(
@@ -126,10 +143,12 @@ def rows_to_csv(rows: list[BatchRow]) -> str:
                 row.query,
                 row.verdict,
                 row.best_match if result else "",
-                "" if row.distance is None else f"{row.distance:.6f}",
-                "" if result is None else f"{result.threshold:.6f}",
+                number(row.distance),
+                "" if result is None else number(result.threshold),
                 "" if result is None else result.sha256,
                 row.error or "",
+                "" if result is None else number(result.ratio),
+                "" if result is None else number(result.ratio_threshold),
             ]
         )
     return out.getvalue()

@@ -1,4 +1,6 @@
-"""One of the top-5 matches: thumbnail, rank, file name, distance, and a Compare button."""
+"""One of the top-5 matches: thumbnail, rank, file name, distance, verdict level and a Compare
+button. The nearest match carries the check's verdict; any other is judged by its distance alone,
+since the ratio test speaks only of the nearest."""
 
 from __future__ import annotations
 
@@ -9,12 +11,26 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from fpgui.core.verdict import Verdict
 from fpgui.ui.thumbnails import ThumbnailCache, placeholder_pixmap
 
 if TYPE_CHECKING:
-    from fpgui.core.matching import Match
+    from fpgui.core.matching import CheckResult, Match
 
 CARD_PADDING = 8
+COPY_COLOUR = "#b3261e"
+POSSIBLE_COLOUR = "#c77c00"  # amber, legible on light and dark palettes alike
+
+
+def match_level(match: Match, result: CheckResult) -> Verdict:
+    """The verdict level one match earns (see the module docstring)."""
+    if match.rank == 1:
+        return result.verdict
+    if match.distance < result.threshold:
+        return Verdict.COPY
+    if result.possible_threshold is not None and match.distance < result.possible_threshold:
+        return Verdict.POSSIBLE
+    return Verdict.NO_MATCH
 
 
 class MatchCard(QFrame):
@@ -23,10 +39,13 @@ class MatchCard(QFrame):
     def __init__(
         self,
         match: Match,
-        threshold: float,
+        result: CheckResult,
         thumbnails: ThumbnailCache,
         parent: QWidget | None = None,
     ) -> None:
+        # Here, not at the top: matching pulls in torch, already loaded once a result exists.
+        from fpgui.core.matching import VERDICT_LABELS
+
         super().__init__(parent)
         self.match = match
         self._thumbnails = thumbnails
@@ -34,11 +53,13 @@ class MatchCard(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setFixedWidth(thumbnails.size + 2 * CARD_PADDING)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Maximum)
-        is_close = match.distance < threshold
-        border = "#b3261e" if is_close else "palette(mid)"
-        self.setStyleSheet(
-            f"#matchCard {{ border: {3 if is_close else 1}px solid {border}; border-radius: 8px; }}"
-        )
+        self.level = match_level(match, result)
+        border = {
+            Verdict.COPY: f"3px solid {COPY_COLOUR}",
+            Verdict.POSSIBLE: f"3px dashed {POSSIBLE_COLOUR}",
+            Verdict.NO_MATCH: "1px solid palette(mid)",
+        }[self.level]
+        self.setStyleSheet(f"#matchCard {{ border: {border}; border-radius: 8px; }}")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(CARD_PADDING, CARD_PADDING, CARD_PADDING, CARD_PADDING)
         layout.setSpacing(4)
@@ -54,14 +75,18 @@ class MatchCard(QFrame):
             metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, thumbnails.size)
         )
         self.distance_label = QLabel(f"distance {match.distance:.3f}")
-        if is_close:
-            self.distance_label.setStyleSheet("color: #b3261e; font-weight: bold;")
+        self.level_label = QLabel(VERDICT_LABELS[self.level])
+        colour = {Verdict.COPY: COPY_COLOUR, Verdict.POSSIBLE: POSSIBLE_COLOUR}.get(self.level)
+        if colour is not None:
+            for label in (self.distance_label, self.level_label):
+                label.setStyleSheet(f"color: {colour}; font-weight: bold;")
         self.compare_button = QPushButton("Compare\u2026")
         self.compare_button.clicked.connect(lambda: self.compare_requested.emit(self.match))
         layout.addWidget(self.image, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.rank_label)
         layout.addWidget(self.name_label)
         layout.addWidget(self.distance_label)
+        layout.addWidget(self.level_label)
         layout.addWidget(self.compare_button)
         thumbnails.ready.connect(self._thumbnail_ready)
         self._show_thumbnail()
@@ -79,4 +104,4 @@ class MatchCard(QFrame):
 
     def text(self) -> str:
         name = os.path.basename(self.match.path)
-        return f"#{self.match.rank} {name} {self.distance_label.text()}"
+        return f"#{self.match.rank} {name} {self.distance_label.text()} {self.level_label.text()}"

@@ -1,34 +1,38 @@
 """The verdict banner: the answer to "is this a copy of mine?", impossible to misread.
 
-A copy is red with a warning icon and says which image it copies; no match is green with a tick.
-The numbers behind the verdict (distance, threshold) are always in the sentence.
+Three states, each with its own colour, icon and words: a copy is red with a warning icon and says
+which image it copies; a possible copy is amber with a question icon and asks the user to compare;
+no match is green with a tick. The colours are strong and fixed, under white text, so they read
+the same on light and dark palettes. The numbers that decided the verdict (distance and, when the
+model is calibrated for it, the ratio to the next distinct image) are always in the detail line.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStyle, QVBoxLayout, QWidget
 
+from fpgui.core.verdict import Verdict
+
 if TYPE_CHECKING:
     from fpgui.core.matching import CheckResult
 
 COPY_STYLE = "#verdictBanner { background-color: #b3261e; border-radius: 8px; }"
+POSSIBLE_STYLE = (
+    "#verdictBanner { background-color: #8a5a00; border: 3px dashed #ffc53d; border-radius: 8px; }"
+)
 NO_MATCH_STYLE = "#verdictBanner { background-color: #1e7b34; border-radius: 8px; }"
 EMPTY_STYLE = "#verdictBanner { background-color: #5f6368; border-radius: 8px; }"
 
 
 def verdict_text(result: CheckResult) -> str:
-    """The one sentence of the verdict, e.g. "Copy of beach.jpg (distance 0.12, threshold 0.35)"."""
-    nearest = result.nearest
-    if nearest is None:
+    """The headline: "Copy of beach.jpg", "Possible copy of beach.jpg - compare to confirm",
+    "No match", or why nothing could match."""
+    if result.nearest is None:
         return f"No match - the library is empty (threshold {result.threshold:.2f})"
-    if result.is_copy:
-        name = os.path.basename(nearest.path)
-        return f"Copy of {name} (distance {nearest.distance:.2f}, threshold {result.threshold:.2f})"
-    return f"No match - nearest {nearest.distance:.2f}, threshold {result.threshold:.2f}"
+    return result.headline()
 
 
 class VerdictBanner(QFrame):
@@ -50,6 +54,7 @@ class VerdictBanner(QFrame):
         self._headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._detail = QLabel()
         self._detail.setWordWrap(True)
+        self._detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         for label in (self._headline, self._detail):
             label.setStyleSheet("color: white;")
         texts.addWidget(self._headline)
@@ -57,25 +62,29 @@ class VerdictBanner(QFrame):
         layout.addWidget(self._icon, 0, Qt.AlignmentFlag.AlignVCenter)
         layout.addLayout(texts, 1)
         self.is_copy: bool | None = None
+        self.verdict: Verdict | None = None
+        self._evidence = ""
 
     def set_result(self, result: CheckResult) -> None:
         self.is_copy = result.is_copy
+        self.verdict = result.verdict
         self._headline.setText(verdict_text(result))
-        if result.is_copy and result.nearest is not None:
-            icon = QStyle.StandardPixmap.SP_MessageBoxWarning
-            style = COPY_STYLE
-            detail = f"Closest protected image: {result.nearest.path}"
-        elif result.nearest is None:
+        self._evidence = result.evidence_text()
+        nearest = result.nearest
+        if nearest is None:
             icon = QStyle.StandardPixmap.SP_MessageBoxInformation
             style = EMPTY_STYLE
             detail = "Add images to the library first."
         else:
-            icon = QStyle.StandardPixmap.SP_DialogApplyButton
-            style = NO_MATCH_STYLE
-            detail = "No protected image is closer than the threshold."
+            icon, style = {
+                Verdict.COPY: (QStyle.StandardPixmap.SP_MessageBoxWarning, COPY_STYLE),
+                Verdict.POSSIBLE: (QStyle.StandardPixmap.SP_MessageBoxQuestion, POSSIBLE_STYLE),
+                Verdict.NO_MATCH: (QStyle.StandardPixmap.SP_DialogApplyButton, NO_MATCH_STYLE),
+            }[result.verdict]
+            detail = f"{self._evidence}\nClosest protected image: {nearest.path}"
         if result.not_compared:
             detail += (
-                f"  {result.not_compared} library images have no fingerprint from this model "
+                f"\n{result.not_compared} library images have no fingerprint from this model "
                 "and were not compared (Library \u25b8 re-embed)."
             )
         self._detail.setText(detail)
@@ -87,3 +96,7 @@ class VerdictBanner(QFrame):
 
     def detail(self) -> str:
         return self._detail.text()
+
+    def summary(self) -> str:
+        """Headline and the numbers behind it on one line, for the status bar."""
+        return f"{self.text()}: {self._evidence}" if self._evidence else self.text()
