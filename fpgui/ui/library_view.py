@@ -1,9 +1,10 @@
 """The Library view: the protected images as a thumbnail grid, and adding or removing them.
 
-Built for 50,000 images: the list comes from one background read of the catalogue (file
-existence is checked there, not here), filtering and sorting are plain Python over that list
-(tens of milliseconds), the grid has uniform item sizes and asks for thumbnails only for what it
-paints, and thumbnails are made on worker threads.
+Built for 50,000 images: the list comes from one background read of the catalogue, which also
+prepares every row (labels, filter text, sort orders; file existence is checked there, not
+here); filtering and sorting run on a worker and are swapped in whole (see
+:mod:`fpgui.ui.library_model`), keeping the selection; the grid has one cell size and asks for
+thumbnails only for what it paints, and thumbnails are made on worker threads.
 """
 
 from __future__ import annotations
@@ -12,15 +13,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import (
-    QAbstractListModel,
-    QModelIndex,
-    QPersistentModelIndex,
-    QSize,
-    Qt,
-    QUrl,
-    Signal,
-)
+from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QColor,
@@ -32,7 +25,7 @@ from PySide6.QtGui import (
     QPainter,
     QPaintEvent,
     QPalette,
-    QPixmap,
+    QRegion,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -53,10 +46,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fpgui.ui.library_model import SORT_KEYS, SORT_LABELS, LibraryModel, LibraryRows, row_ranges
 from fpgui.ui.resources import image_file_filter
 from fpgui.ui.settings_dialog import SettingsStore
 from fpgui.ui.tasks import TaskControl, TaskHandle, TaskRunner, run_task, user_message
-from fpgui.ui.thumbnails import ThumbnailCache, placeholder_pixmap
+from fpgui.ui.thumbnails import ThumbnailCache
 from fpgui.ui.widgets.banner import MessageBanner
 
 if TYPE_CHECKING:
@@ -64,141 +58,12 @@ if TYPE_CHECKING:
 
     from fpgui.core.library import AddProgress, AddSummary, Library, ProtectedImage
 
-ImageRole = Qt.ItemDataRole.UserRole + 1
-MissingRole = Qt.ItemDataRole.UserRole + 2
-SORT_KEYS = ("name", "added_newest", "added_oldest")
-SORT_LABELS = ("Name", "Newest first", "Oldest first")
-MISSING_COLOUR = QColor("#b3261e")
-
-_Index = QModelIndex | QPersistentModelIndex
-
-
-class LibraryModel(QAbstractListModel):
-    """The visible (filtered, sorted) protected images; thumbnails come from the cache."""
-
-    def __init__(self, thumbnails: ThumbnailCache) -> None:
-        super().__init__()
-        self.thumbnails = thumbnails
-        self._all: list[ProtectedImage] = []
-        # Each sort order and its lower-case names, computed once per set_images: a keystroke
-        # in the filter then only scans strings, and a filtered sorted list stays sorted.
-        self._orders: dict[str, tuple[list[ProtectedImage], list[str]]] = {}
-        self._visible: list[ProtectedImage] = []
-        self._row_of_key: dict[str, int] = {}
-        self._more_rows_of_key: dict[str, list[int]] = {}  # the same content at other paths
-        self._filter = ""
-        self._sort = "name"
-        self._placeholder = placeholder_pixmap(thumbnails.size)
-        self._broken = placeholder_pixmap(thumbnails.size, "no preview")
-        thumbnails.ready.connect(self._thumbnail_ready)
-
-    # -- content ------------------------------------------------------------------------------
-
-    def set_images(self, images: list[ProtectedImage]) -> None:
-        self._all = images
-        # Keys are plain strings and datetimes, sorted stably twice instead of by tuple keys:
-        # 50,000 key tuples trigger full garbage collections that cost the GUI thread ~0.4 s.
-        by_name = sorted(images, key=lambda im: im.path)
-        by_name.sort(key=lambda im: os.path.basename(im.path).lower())
-        oldest = sorted(images, key=lambda im: im.id)
-        oldest.sort(key=lambda im: im.added_at)
-        self._orders = {
-            order: (ordered, [os.path.basename(im.path).lower() for im in ordered])
-            for order, ordered in (
-                ("name", by_name),
-                ("added_oldest", oldest),
-                ("added_newest", oldest[::-1]),
-            )
-        }
-        self._refresh()
-
-    def set_filter(self, text: str) -> None:
-        self._filter = text.strip().lower()
-        self._refresh()
-
-    def set_sort(self, key: str) -> None:
-        self._sort = key
-        self._refresh()
-
-    @property
-    def total(self) -> int:
-        return len(self._all)
-
-    def image_at(self, row: int) -> ProtectedImage:
-        return self._visible[row]
-
-    def missing_count(self) -> int:
-        return sum(1 for image in self._all if image.missing)
-
-    def _refresh(self) -> None:
-        needle = self._filter
-        ordered, names = self._orders.get(self._sort, ([], []))
-        if needle:
-            images = [im for im, name in zip(ordered, names, strict=True) if needle in name]
-        else:
-            images = list(ordered)
-        self.beginResetModel()
-        self._visible = images
-        # ints are not tracked by the garbage collector, a list per row would be (see above)
-        self._row_of_key = {im.sha256: row for row, im in enumerate(images)}
-        more: dict[str, list[int]] = {}
-        if len(self._row_of_key) < len(images):
-            for row, image in enumerate(images):
-                if self._row_of_key[image.sha256] != row:
-                    more.setdefault(image.sha256, []).append(row)
-        self._more_rows_of_key = more
-        self.endResetModel()
-
-    # -- Qt model -----------------------------------------------------------------------------
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._visible)
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._visible):
-            return None
-        image = self._visible[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            name = os.path.basename(image.path)
-            return f"\u26a0 {name} (missing)" if image.missing else name
-        if role == Qt.ItemDataRole.SizeHintRole:
-            # One size for every cell: with uniform item sizes the view asks only the first
-            # item, and a wide first thumbnail would leave taller ones no room for their name.
-            icon = self.thumbnails.icon_size()
-            return QSize(icon.width() + 20, icon.height() + 32)
-        if role == Qt.ItemDataRole.DecorationRole:
-            pixmap: QPixmap | None = self.thumbnails.get(image.sha256, image.path)
-            if pixmap is not None:
-                return pixmap
-            return self._broken if self.thumbnails.failed(image.sha256) else self._placeholder
-        if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [image.path, f"{image.width} \u00d7 {image.height} px, {image.size:,} bytes"]
-            lines.append(f"added {image.added_at.astimezone():%Y-%m-%d %H:%M}")
-            if image.missing:
-                lines.insert(0, "The file is missing: it is still protected by its fingerprint.")
-            if image.duplicate_paths:
-                lines.append(f"{len(image.duplicate_paths)} identical copies elsewhere")
-            return "\n".join(lines)
-        if role == Qt.ItemDataRole.ForegroundRole and image.missing:
-            return MISSING_COLOUR
-        if role == ImageRole:
-            return image
-        if role == MissingRole:
-            return image.missing
-        return None
-
-    def _thumbnail_ready(self, key: str) -> None:
-        row = self._row_of_key.get(key)
-        rows = [] if row is None else [row, *self._more_rows_of_key.get(key, ())]
-        for row in rows:
-            index = self.index(row)
-            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
-
 
 class ThumbnailGrid(QListView):
     """Icon-mode list that also takes folders and images dropped from a file manager."""
 
     paths_dropped = Signal(list)
+    background_changed = Signal(QColor)  # the palette (light or dark theme) changed
 
     def __init__(self, icon_size: QSize, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -233,6 +98,20 @@ class ThumbnailGrid(QListView):
             painter.end()
             return
         super().paintEvent(event)
+
+    def visualRegionForSelection(self, selection: QItemSelection) -> QRegion:
+        # Qt's icon mode finds the rectangle of every selected item, a call into the model for
+        # each: after select-all that is 50,000 calls on every selection change. Repainting
+        # the visible cells costs a few milliseconds whatever is selected.
+        return QRegion() if selection.isEmpty() else QRegion(self.viewport().rect())
+
+    def background(self) -> QColor:
+        return self.viewport().palette().color(self.viewport().backgroundRole())
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.background_changed.emit(self.background())
 
     def set_empty_text(self, text: str) -> None:
         self.empty_text = text
@@ -380,9 +259,19 @@ class LibraryView(QWidget):
         self.summary_box.setLayout(summary_row)
         self.summary_box.hide()
 
-        self.model = LibraryModel(thumbnails)
+        self.model = LibraryModel(thumbnails, runner)
         self.grid = ThumbnailGrid(thumbnails.icon_size())
         self.grid.setModel(self.model)
+        self.grid.background_changed.connect(self.model.set_background)
+        self.model.set_background(self.grid.background())
+        # Connected after setModel, so they run after the view and selection model reset.
+        self._kept_selection: tuple[LibraryRows, list[int], list[int]] = (self.model.rows, [], [])
+        self.model.modelAboutToBeReset.connect(self._remember_selection)
+        self.model.modelReset.connect(self._restore_selection)
+        self.model.order_applied.connect(self._update_count)
+        self.model.order_failed.connect(
+            lambda exc: self.banner.show_error(user_message(exc, "filtering the library"))
+        )
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.banner)
@@ -424,7 +313,7 @@ class LibraryView(QWidget):
         if library is None:
             self.can_add_reason = problem or "No library is open."
             self.model.set_images([])
-            self.count_label.setText("No library")
+            self._update_count()
         else:
             self.can_add_reason = None if library.has_embedder else problem
             self.reload()
@@ -436,25 +325,29 @@ class LibraryView(QWidget):
         if library is None:
             return
 
-        def work(control: TaskControl) -> list[ProtectedImage]:
-            return library.images(check_files=True)
+        def work(control: TaskControl) -> LibraryRows:
+            return LibraryRows(library.images(check_files=True))
 
         run_task(
             self.runner,
             "list library",
             work,
-            on_result=self._show_images,
+            # A library closed or swapped meanwhile keeps what it shows now.
+            on_result=lambda rows: self._show_rows(rows) if self.library is library else None,
             on_error=lambda exc, _tb: self.banner.show_error(
                 user_message(exc, "reading the library")
             ),
         )
 
-    def _show_images(self, images: list[ProtectedImage]) -> None:
-        self.model.set_images(images)
-        self._update_count()
-        self.count_changed.emit(len(images))
+    def _show_rows(self, rows: LibraryRows) -> None:
+        self.model.set_rows(rows)
+        self.count_changed.emit(len(rows))
 
     def _update_count(self) -> None:
+        if self.library is None:
+            self.count_label.setText("No library")
+            self.grid.set_empty_text("")
+            return
         total, shown = self.model.total, self.model.rowCount()
         text = f"{total:,} protected images" if total != 1 else "1 protected image"
         if shown != total:
@@ -470,14 +363,43 @@ class LibraryView(QWidget):
             )
         elif shown == 0:
             self.grid.set_empty_text(
-                "No image name contains \u201c" + self.filter_edit.text() + "\u201d."
+                "No image name contains \u201c" + self.model.filter_text.strip() + "\u201d."
             )
         else:
             self.grid.set_empty_text("")
 
     def _filter_changed(self, text: str) -> None:
-        self.model.set_filter(text)
-        self._update_count()
+        self.model.set_filter(text)  # shown, and counted, when the worker's order arrives
+
+    def _selected_ranges(self) -> list[tuple[int, int]]:
+        """The selected rows as ``(top, bottom)`` ranges: never one index per selected image."""
+        selection = self.grid.selectionModel().selection()
+        return [(r.top(), r.bottom()) for r in (selection.at(k) for k in range(selection.size()))]
+
+    def _remember_selection(self) -> None:
+        """Before the model swaps its rows: which images are selected, which one is current."""
+        current = self.grid.selectionModel().currentIndex()
+        current_rows = [(current.row(), current.row())] if current.isValid() else []
+        self._kept_selection = (
+            self.model.rows,
+            self.model.indices_in_rows(self._selected_ranges()),
+            self.model.indices_in_rows(current_rows),
+        )
+
+    def _restore_selection(self) -> None:
+        """After the swap: select the same images where they are now, in as few ranges as can be."""
+        rows, selected, current = self._kept_selection
+        self._kept_selection = (self.model.rows, [], [])
+        selection_model = self.grid.selectionModel()
+        for row in self.model.rows_now(rows, current):
+            flag = QItemSelectionModel.SelectionFlag.NoUpdate
+            selection_model.setCurrentIndex(self.model.index(row), flag)
+        selection = QItemSelection()
+        for top, bottom in row_ranges(self.model.rows_now(rows, selected)):
+            selection.select(self.model.index(top), self.model.index(bottom))
+        if not selection.isEmpty():
+            selection_model.select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self._update_buttons()
 
     @property
     def is_busy(self) -> bool:
@@ -486,7 +408,7 @@ class LibraryView(QWidget):
     def _update_buttons(self) -> None:
         can_write = self.library is not None and not self.is_busy
         can_add = can_write and self.can_add_reason is None
-        selected = bool(self.grid.selectionModel().selectedIndexes())
+        selected = self.grid.selectionModel().hasSelection()
         self.add_folder_button.setEnabled(can_add)
         self.add_files_button.setEnabled(can_add)
         self.remove_button.setEnabled(can_write and selected)
@@ -496,7 +418,8 @@ class LibraryView(QWidget):
         self.add_files_button.setToolTip(tip)
 
     def selected_images(self) -> list[ProtectedImage]:
-        rows = sorted({i.row() for i in self.grid.selectionModel().selectedIndexes()})
+        ranges = self._selected_ranges()
+        rows = sorted({row for top, bottom in ranges for row in range(top, bottom + 1)})
         return [self.model.image_at(r) for r in rows]
 
     # -- adding -------------------------------------------------------------------------------

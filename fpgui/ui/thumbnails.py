@@ -3,7 +3,10 @@
 On disk, under ``paths.cache_dir()/thumbnails``, keyed by the image's SHA-256 (so a moved file
 keeps its thumbnail and a changed one gets a new one); in memory, the most recently used
 ``memory_items`` as QPixmaps. Requests are served newest first and old ones are dropped, so
-scrolling quickly through 50,000 images only makes the thumbnails that end up on screen.
+scrolling quickly through 50,000 images only makes the thumbnails that end up on screen. Workers
+hand finished thumbnails over in batches, already in the pixel format a pixmap keeps, and
+``ready`` is announced for all that arrived in one interval: each announcement costs the grid a
+repaint, so a screenful of new thumbnails costs a few repaints, not one per thumbnail.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections import OrderedDict, deque
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication
 
@@ -23,6 +27,8 @@ from fpgui.ui.tasks import TaskControl, ThreadTaskRunner, run_task
 
 THUMBNAIL_SIZE = 160
 MAX_PENDING = 256  # requests older than this many are forgotten (scrolled past)
+DELIVERY_INTERVAL_S = 0.03  # a worker hands over what it made at most this often
+READY_INTERVAL_MS = 40  # ``ready`` is announced at most this often (each costs views a repaint)
 
 
 def default_thumbnail_dir() -> Path:
@@ -68,10 +74,15 @@ def pil_to_qimage(image: object) -> QImage:
     return qimage.copy()
 
 
-def placeholder_pixmap(size: int, text: str = "") -> QPixmap:
-    """A neutral tile shown while a thumbnail is made, or with ``text`` when it cannot be."""
+def placeholder_pixmap(size: int, text: str = "", background: QColor | None = None) -> QPixmap:
+    """A neutral tile shown while a thumbnail is made, or with ``text`` when it cannot be.
+
+    On ``background`` (the colour behind it where it is shown) the tile is opaque: a grid
+    scrolled through new cells shows dozens of placeholders a frame, and blending transparent
+    ones costs the GUI thread about a millisecond a frame more.
+    """
     pixmap = QPixmap(size, size)
-    pixmap.fill(Qt.GlobalColor.transparent)
+    pixmap.fill(background if background is not None else Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     palette = QApplication.palette()
@@ -114,6 +125,11 @@ class ThumbnailCache(QObject):
         self._workers = workers
         self._running = 0
         self._runner = ThreadTaskRunner(max_threads=workers)
+        self._announce: list[str] = []  # made, not yet announced by ``ready``
+        self._announce_timer = QTimer(self)
+        self._announce_timer.setSingleShot(True)
+        self._announce_timer.setInterval(READY_INTERVAL_MS)
+        self._announce_timer.timeout.connect(self._announce_ready)
 
     def disk_path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}-{self.size}.jpg"
@@ -143,6 +159,7 @@ class ThumbnailCache(QObject):
         return None
 
     def shutdown(self) -> None:
+        self._announce_timer.stop()
         with self._lock:
             self._pending.clear()
             self._queued.clear()
@@ -164,39 +181,58 @@ class ThumbnailCache(QObject):
         self._start_workers()
 
     def _work(self, control: TaskControl) -> None:
-        """Worker loop: newest request first, until none are left."""
+        """Worker loop: newest request first, until none are left; hands over in batches."""
+        batch: list[tuple[str, QImage | None]] = []
+        handed_over = time.monotonic()
         while not control.cancelled:
             with self._lock:
                 if not self._pending:
-                    return
+                    break
                 key, source = self._pending.pop()
-            control.partial((key, self._load(key, source)))
+            batch.append((key, self._load(key, source)))
+            now = time.monotonic()
+            if now - handed_over >= DELIVERY_INTERVAL_S:
+                control.partial(batch)
+                batch, handed_over = [], now
+        if batch:
+            control.partial(batch)
 
     def _load(self, key: str, source: str) -> QImage | None:
         target = self.disk_path(key)
+        image: QImage | None = None
         if target.is_file():
             image = QImage(str(target))
-            if not image.isNull():
-                return image
-        try:
-            return make_thumbnail(source, target, self.size)
-        except Exception:  # noqa: BLE001 - any undecodable file just gets the placeholder
-            return None
-
-    def _deliver(self, item: object) -> None:
-        assert isinstance(item, tuple)
-        key: str = item[0]
-        image: QImage | None = item[1]
-        with self._lock:
-            self._queued.discard(key)
         if image is None or image.isNull():
-            self._failed.add(key)
-        else:
-            self._memory[key] = QPixmap.fromImage(image)
-            self._memory.move_to_end(key)
-            while len(self._memory) > self.memory_items:
-                self._memory.popitem(last=False)
-        self.ready.emit(key)
+            try:
+                image = make_thumbnail(source, target, self.size)
+            except Exception:  # noqa: BLE001 - any undecodable file just gets the placeholder
+                return None
+        # Converted here, the GUI thread's QPixmap.fromImage only shares the pixels.
+        return image.convertToFormat(QImage.Format.Format_RGB32)
+
+    def _deliver(self, batch: object) -> None:
+        assert isinstance(batch, list)
+        keys: list[str] = [key for key, _ in batch]
+        with self._lock:
+            self._queued.difference_update(keys)
+        for key, image in batch:
+            if image is None or image.isNull():
+                self._failed.add(key)
+            else:
+                self._memory[key] = QPixmap.fromImage(image)
+                self._memory.move_to_end(key)
+        while len(self._memory) > self.memory_items:
+            self._memory.popitem(last=False)
+        # Views repaint for each announcement: what all workers make in one interval is
+        # announced together, so the grid repaints once for it, not once per worker batch.
+        self._announce += keys
+        if not self._announce_timer.isActive():
+            self._announce_timer.start()
+
+    def _announce_ready(self) -> None:
+        keys, self._announce = self._announce, []
+        for key in keys:
+            self.ready.emit(key)
 
     def icon_size(self) -> QSize:
         return QSize(self.size, self.size)
