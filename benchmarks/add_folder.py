@@ -45,7 +45,9 @@ def photo(seed: int, size: tuple[int, int]) -> Image.Image:
     for _ in range(12):
         cx, cy, r = rng.integers(0, w), rng.integers(0, h), rng.integers(4, max(5, h // 3))
         small[(x - cx) ** 2 + (y - cy) ** 2 < r**2] = rng.integers(0, 255, 3)
-    big = Image.fromarray(np.clip(small, 0, 255).astype(np.uint8)).resize(size, Image.BICUBIC)
+    big = Image.fromarray(np.clip(small, 0, 255).astype(np.uint8)).resize(
+        size, Image.Resampling.BICUBIC
+    )
     noisy = np.asarray(big, dtype=np.int16) + rng.integers(-8, 9, (size[1], size[0], 3), np.int16)
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 

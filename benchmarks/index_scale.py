@@ -1,8 +1,9 @@
 """Index scale: build time, memory, query latency and recall@k of the fingerprint index.
 
 Random unit 128-d vectors are the hard case for a graph index (no cluster structure to exploit),
-so figures here are a floor for real embeddings. Exact search (numpy matmul over every vector) on
-the same queries gives the ground truth and the brute-force latency the ratios compare against.
+so figures here are a floor for real embeddings (``index_real.py`` measures those). Exact search
+(numpy matmul over every vector) on the same queries gives the ground truth and the brute-force
+latency the ratios compare against. M and ef_construction default to the library's.
 
     python benchmarks/index_scale.py                       # 1,000,000 vectors, the issue's goal
     python benchmarks/index_scale.py --n 100000 --ef 64,128,256
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fpgui.core.index import FingerprintIndex
+from fpgui.core.index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, FingerprintIndex
 
 GOAL_RECALL = 0.99
 GOAL_MEDIAN_MS = 1.0
@@ -138,8 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--m", type=int, default=32, help="hnswlib M (graph degree)")
-    parser.add_argument("--ef-construction", type=int, default=200)
+    parser.add_argument("--m", type=int, default=DEFAULT_M, help="hnswlib M (graph degree)")
+    parser.add_argument("--ef-construction", type=int, default=DEFAULT_EF_CONSTRUCTION)
     parser.add_argument(
         "--ef", default="64,128,256,512", help="search ef, comma-separated to sweep"
     )
