@@ -19,7 +19,7 @@ LOSS_NAMES: tuple[str, ...] = (
 )
 
 # What a key meant in checkpoints written before it was added.
-LEGACY_VALUES: dict[str, Any] = {"normalization": "fixed", "init_from": ""}
+LEGACY_VALUES: dict[str, Any] = {"normalization": "fixed", "init_from": "", "precision": "fp32"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class TrainConfig:
     val_every: int = 200  # steps
     checkpoint_minutes: float = 4.0
     device: str = "auto"
+    precision: str = "auto"  # "fp32", "bf16" (autocast) or "auto": bf16 on CPUs with bf16 units
     workers: int = 1  # data-loader processes making the modified copies
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     max_minutes: float = 0.0  # stop (resumably) after this much wall time; 0 = no limit
@@ -98,5 +99,7 @@ class TrainConfig:
             raise ValueError("input_size must be at least 32 px")
         if self.normalization not in ("fixed", "per_image"):
             raise ValueError("normalization must be 'fixed' or 'per_image'")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError("precision must be 'auto', 'fp32' or 'bf16'")
         if self.steps < 1:
             raise ValueError("steps must be positive")

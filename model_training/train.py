@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from fpgui.core.architecture import FingerprintNet
 from fpgui.core.atomic import atomic_path
-from fpgui.core.embedder import choose_device
+from fpgui.core.embedder import choose_device, cpu_has_fast_bf16
 from fpgui.core.model_files import METADATA_FILE, load_model_bundle
 from model_training import losses
 from model_training.config import LOSS_NAMES, TrainConfig
@@ -37,7 +37,7 @@ CONFIG_FILE = "config.json"
 VAL_ANCHORS = 256
 # Fields that may differ between a run and its resumption without changing what is learnt.
 RESUMABLE_CHANGES = frozenset(
-    {"device", "workers", "threads", "max_minutes", "checkpoint_minutes", "out_dir"}
+    {"device", "precision", "workers", "threads", "max_minutes", "checkpoint_minutes", "out_dir"}
 )
 
 
@@ -82,6 +82,13 @@ def initial_weights(source: Path) -> dict[str, torch.Tensor]:
         network, _meta = load_model_bundle(source)
         return network.state_dict()
     raise ValueError(f"init_from: {source} holds neither a training checkpoint nor a model")
+
+
+def uses_bf16(config: TrainConfig, device: torch.device) -> bool:
+    """bf16 autocast for the forward pass: asked for, or "auto" on a CPU with bf16 units."""
+    if device.type != "cpu" or config.precision == "fp32":
+        return False
+    return config.precision == "bf16" or cpu_has_fast_bf16()
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -286,6 +293,7 @@ def train(
     channels_last = device.type == "cpu"
     if channels_last:
         network = network.to(memory_format=torch.channels_last)
+    bf16 = uses_bf16(config, device)
     started = time.monotonic()
     last_checkpoint = started
     step = start_step
@@ -298,7 +306,8 @@ def train(
         batch = images.to(device)
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        embeddings = network(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            embeddings = network(batch)
         loss = compute_loss(config, embeddings, labels.to(device), step_index)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]

@@ -97,3 +97,19 @@ def test_bundled_model_loads_and_separates_images() -> None:
     a_small = a.resize((200, 150))
     e = embedder.embed_images([a, a_small, b])
     assert np.linalg.norm(e[0] - e[1]) < np.linalg.norm(e[0] - e[2])
+
+
+def test_fast_bf16_is_read_from_the_cpu_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(embedder_module, "CPUINFO", cpuinfo)
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert not embedder_module.cpu_has_fast_bf16()  # AVX-512 alone emulates bf16
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert embedder_module.cpu_has_fast_bf16()
+    cpuinfo.write_text("flags\t\t: fpu amx_bf16 amx_tile\n")
+    assert embedder_module.cpu_has_fast_bf16()
+    cpuinfo.unlink()
+    monkeypatch.setattr(embedder_module.torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not embedder_module.cpu_has_fast_bf16()

@@ -203,3 +203,30 @@ def test_checkpoints_saved_before_normalization_existed_mean_fixed() -> None:
     assert TrainConfig().normalization == "per_image"
     with pytest.raises(ValueError, match="normalization"):
         TrainConfig(normalization="zscore").validate()
+
+
+def test_bf16_autocast_follows_the_precision_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import model_training.train as train_module
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_module, "cpu_has_fast_bf16", lambda: True)
+    assert train_module.uses_bf16(TrainConfig(), cpu)
+    assert not train_module.uses_bf16(TrainConfig(precision="fp32"), cpu)
+    assert not train_module.uses_bf16(TrainConfig(), torch.device("meta"))
+    monkeypatch.setattr(train_module, "cpu_has_fast_bf16", lambda: False)
+    assert not train_module.uses_bf16(TrainConfig(), cpu)
+    assert train_module.uses_bf16(TrainConfig(precision="bf16"), cpu)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp8").validate()
+    saved = TrainConfig().to_dict()
+    del saved["precision"]
+    assert TrainConfig.from_saved(saved).precision == "fp32"
+
+
+def test_a_bf16_run_trains_and_resumes_in_fp32(tiny_corpus: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_corpus, tmp_path / "run", precision="bf16", steps=2)
+    first = train(config)
+    assert first.finished
+    assert all(torch.isfinite(torch.tensor(row["val_loss"])) for row in first.history)
+    longer = dataclasses.replace(config, precision="fp32")
+    assert train(longer).steps_done == 2  # precision may change on resume; nothing retrains
