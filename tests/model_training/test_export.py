@@ -35,9 +35,11 @@ def test_tiny_train_evaluate_export_round_trip(tiny_corpus: Path, tmp_path: Path
 def test_the_bundled_recipe_fine_tunes_stage_one_with_per_image_normalisation() -> None:
     from model_training.reproduce import training_stages
 
-    first, second = training_stages(Path("corpus/train"), Path("runs/x"))
+    first, second, third = training_stages(Path("corpus/train"), Path("runs/x"))
     assert (first.normalization, first.init_from) == ("fixed", "")
-    assert second.normalization == "per_image"
+    assert second.normalization == third.normalization == "per_image"
     assert second.init_from == first.out_dir == str(Path("runs/x/stage1"))
-    assert second.out_dir == str(Path("runs/x/stage2"))
-    assert second.lr_late == first.lr_late == 1e-4
+    assert third.init_from == second.out_dir == str(Path("runs/x/stage2"))
+    assert third.out_dir == str(Path("runs/x/stage3"))
+    assert (first.input_size, second.input_size, third.input_size) == (64, 64, 96)
+    assert second.lr_late == first.lr_late == third.lr_late == 1e-4
