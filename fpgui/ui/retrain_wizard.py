@@ -15,6 +15,7 @@ Layout of ``work_dir`` (default ``data_dir()/retrain``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -758,6 +759,7 @@ class SettingsPage(QWizardPage):
             spin.valueChanged.connect(self._update_estimate)
         self.loss.currentTextChanged.connect(self._update_enabled)
         self._run_state: RunState | None = None
+        self._sized_from_model = False
 
     def settings(self) -> TrainSettings:
         return TrainSettings(
@@ -778,6 +780,12 @@ class SettingsPage(QWizardPage):
         current = self.owner.current_model_dir
         self.start_from_current.setEnabled(current is not None)
         self.start_from_current.setChecked(current is not None)
+        if current is not None and not self._sized_from_model:
+            # Fine-tuning keeps the resolution the current model learnt at (a small JSON read);
+            # only on the first visit, so a size the user chose survives Back and Next.
+            self._sized_from_model = True
+            with contextlib.suppress(FpguiError):
+                self.input_size.setValue(read_metadata(current).input_size)
         if current is None:
             self.start_from_current.setChecked(False)
             self.start_from_current.setText("Start from the current model's weights (no model)")

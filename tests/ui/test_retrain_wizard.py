@@ -16,6 +16,7 @@ from pytestqt.qtbot import QtBot
 
 from fpgui.core import model_store
 from fpgui.core.library import Library
+from fpgui.core.model_files import METADATA_FILE
 from fpgui.ui import retrain_wizard as rw
 from fpgui.ui.retrain_wizard import RetrainWizard
 from model_training.config import LOSS_NAMES, TrainConfig
@@ -278,3 +279,26 @@ def test_train_args_start_from_a_model_only_when_asked() -> None:
     assert "--init-from" not in rw.TrainSettings().train_args()
     args = rw.TrainSettings(init_from="/models/current").train_args()
     assert args[args.index("--init-from") + 1] == "/models/current"
+
+
+def test_fine_tuning_starts_at_the_current_models_input_size(
+    qtbot: QtBot, library: Library, corpus: Path, tmp_path: Path, random_model_dir: Path
+) -> None:
+    model = tmp_path / "model-96"
+    shutil.copytree(random_model_dir, model)
+    meta = json.loads((model / METADATA_FILE).read_text())
+    (model / METADATA_FILE).write_text(json.dumps({**meta, "input_size": 96}))
+    model_store.adopt(model)
+    wizard = make_wizard(qtbot, library, tmp_path)
+    page = wizard.images_page
+    click(qtbot, page.folder_button)
+    page.folder_edit.setText(str(corpus))
+    qtbot.waitUntil(page.isComplete, timeout=10_000)
+    next_page(qtbot, wizard)
+    settings = wizard.settings_page
+    assert settings.start_from_current.isChecked()
+    assert settings.input_size.value() == 96
+    settings.input_size.setValue(48)
+    click(qtbot, wizard.button(QWizard.WizardButton.BackButton))
+    next_page(qtbot, wizard)
+    assert settings.input_size.value() == 48  # the user's choice survives Back and Next
