@@ -19,7 +19,12 @@ LOSS_NAMES: tuple[str, ...] = (
 )
 
 # What a key meant in checkpoints written before it was added.
-LEGACY_VALUES: dict[str, Any] = {"normalization": "fixed", "init_from": "", "precision": "fp32"}
+LEGACY_VALUES: dict[str, Any] = {
+    "normalization": "fixed",
+    "init_from": "",
+    "precision": "fp32",
+    "entropy_weight": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class TrainConfig:
     margin: float = 0.2  # alpha of the triplet losses
     theta: float = 0.4  # weight of d(a, n) in the weighted variant (theta < 1)
     temperature: float = 0.1  # infonce
+    entropy_weight: float = 0.0  # weight of the KoLeo entropy term added to the loss (SSCD)
     anchors_per_batch: int = 48  # P of the P x K batch
     copies_per_anchor: int = 3  # K: modified copies of each anchor in a batch
     steps: int = 1800
@@ -101,5 +107,7 @@ class TrainConfig:
             raise ValueError("normalization must be 'fixed' or 'per_image'")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError("precision must be 'auto', 'fp32' or 'bf16'")
+        if self.entropy_weight < 0:
+            raise ValueError("entropy_weight must not be negative")
         if self.steps < 1:
             raise ValueError("steps must be positive")

@@ -69,7 +69,12 @@ TRAINING_PACKAGES: tuple[str, ...] = (
     "marble-data",
 )
 # Never in the training list: these judge generalisation to unseen photographs.
-HOLDOUT_PACKAGES: tuple[str, ...] = ("plasma-workspace-wallpapers", "mate-backgrounds")
+HOLDOUT_PACKAGES: tuple[str, ...] = (
+    "plasma-workspace-wallpapers",
+    "mate-backgrounds",
+    "lomiri-wallpapers-16.04",
+    "lomiri-wallpapers-20.04",
+)
 
 # pgm/ppm are not "web" formats but the ViSP video frames are stored that way.
 IMAGE_SUFFIXES = frozenset(
@@ -252,6 +257,9 @@ PACKAGE_RULES: dict[str, PackageRule] = {
         kind="art", kind_paths=tuple((f"/wallpapers/{name}/", "photo") for name in _PLASMA_PHOTOS)
     ),
     "mate-backgrounds": PackageRule(kind="art", kind_paths=(("/mate/nature/", "photo"),)),
+    # Ubuntu Touch's wallpapers: photographs but for one texture; 20.04's are renders but one.
+    "lomiri-wallpapers-16.04": PackageRule(kind="photo", exclude=("analogpattern",)),
+    "lomiri-wallpapers-20.04": PackageRule(kind="art", kind_paths=(("/Kleiber_", "photo"),)),
 }
 
 

@@ -123,6 +123,11 @@ class AnchorBank:
     def __len__(self) -> int:
         return len(self.images)
 
+    def subset(self, indices: Sequence[int] | npt.NDArray[np.int64]) -> AnchorBank:
+        """The anchors at ``indices``, in that order, keeping their relative weights."""
+        picked = [int(i) for i in indices]
+        return AnchorBank([self.images[i] for i in picked], self.probabilities[picked])
+
     @classmethod
     def from_entries(
         cls,

@@ -177,3 +177,21 @@ def contrastive_infonce_loss(
     usable = counts > 0
     per_anchor = -(log_prob.masked_fill(~positives, 0.0).sum(dim=1)[usable] / counts[usable])
     return _mean_or_zero(per_anchor, embeddings)
+
+
+def entropy_regularizer(
+    embeddings: torch.Tensor, labels: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
+    """Kozachenko-Leonenko entropy term (Sablayrolles et al. 2018), as SSCD uses it.
+
+    For each of the ``(N, D)`` embeddings, ``-log(d_nn + eps)`` where ``d_nn`` is the L2 distance
+    to its nearest neighbour with another ``(N,)`` label; the mean over embeddings that have one.
+    Minimising it spreads unrelated images apart evenly, so one global distance threshold
+    separates copies from non-copies across the whole library (what the copy verdict needs).
+    """
+    distances = pairwise_distances(embeddings)
+    _, negatives = _label_masks(labels)
+    infinity = torch.finfo(distances.dtype).max
+    nearest = distances.masked_fill(~negatives, infinity).min(dim=1).values
+    usable = negatives.any(dim=1)
+    return _mean_or_zero(-torch.log(nearest[usable] + eps), embeddings)

@@ -133,7 +133,18 @@ def explicit_triplets(
 def compute_loss(
     config: TrainConfig, embeddings: torch.Tensor, labels: torch.Tensor, step: int
 ) -> torch.Tensor:
-    """The configured loss on ``(N, D)`` embeddings of a P x K batch with ``(N,)`` labels."""
+    """The configured loss on ``(N, D)`` embeddings of a P x K batch with ``(N,)`` labels, plus
+    ``entropy_weight`` times the KoLeo entropy term."""
+    loss = metric_loss(config, embeddings, labels, step)
+    if config.entropy_weight > 0:
+        loss = loss + config.entropy_weight * losses.entropy_regularizer(embeddings, labels)
+    return loss
+
+
+def metric_loss(
+    config: TrainConfig, embeddings: torch.Tensor, labels: torch.Tensor, step: int
+) -> torch.Tensor:
+    """The configured metric-learning loss alone (no regulariser)."""
     if config.loss == "batch_hard":
         return losses.batch_hard_triplet_loss(embeddings, labels, config.margin)
     if config.loss == "semi_hard":
@@ -151,26 +162,38 @@ def compute_loss(
 
 
 class ValidationSet:
-    """Fixed validation batches (originals plus two copies each) made once from ``val`` anchors."""
+    """Fixed validation batches (originals plus two copies each) made once from ``val`` anchors.
+
+    Every anchor appears once: the batches are made from disjoint slices of one seeded draw, so
+    no copy has a second, identically drawn "other" original that would pose as a near negative.
+    """
 
     def __init__(self, bank: AnchorBank, config: TrainConfig) -> None:
+        per_batch = min(64, len(bank))
         val_config = dataclasses.replace(
-            config, anchors_per_batch=min(64, len(bank)), copies_per_anchor=3, composed_fraction=0.0
+            config, anchors_per_batch=per_batch, copies_per_anchor=3, composed_fraction=0.0
         )
-        batches = max(1, min(VAL_ANCHORS, len(bank)) // val_config.anchors_per_batch)
-        made = [make_batch(bank, val_config, i, stream="val") for i in range(batches)]
+        batches = max(1, min(VAL_ANCHORS, len(bank)) // per_batch)
+        draw = np.random.default_rng(config.seed).choice(
+            len(bank), size=batches * per_batch, replace=False, p=bank.probabilities
+        )
+        made = [
+            make_batch(bank.subset(draw[i * per_batch : (i + 1) * per_batch]), val_config, i, "val")
+            for i in range(batches)
+        ]
         self.images = torch.cat([m[0] for m in made])
         self.labels = torch.cat([m[1] + i * 10_000 for i, m in enumerate(made)])
         self.config = config
 
     @torch.inference_mode()
     def evaluate(self, network: FingerprintNet, device: torch.device) -> dict[str, float]:
-        """Validation loss, top-1 retrieval of copies among originals, and distance statistics."""
+        """Validation loss (the metric loss alone, so runs with and without the entropy term
+        compare), top-1 retrieval of copies among originals, and distance statistics."""
         network.eval()
         embeddings = torch.cat(
             [network(chunk.to(device)).float().cpu() for chunk in torch.split(self.images, 128)]
         )
-        loss = compute_loss(self.config, embeddings, self.labels, step=0).item()
+        loss = metric_loss(self.config, embeddings, self.labels, step=0).item()
         first = torch.ones_like(self.labels, dtype=torch.bool)
         first[1:] = self.labels[1:] != self.labels[:-1]
         originals, copies = embeddings[first], embeddings[~first]
@@ -181,6 +204,8 @@ class ValidationSet:
         same = original_labels[None, :] == copy_labels[:, None]
         positive = distances[same]
         negative_nearest = distances.masked_fill(same, math.inf).min(dim=1).values
+        own = distances.masked_fill(~same, math.inf).min(dim=1).values
+        right = original_labels[nearest] == copy_labels
         network.train()
         return {
             "val_loss": loss,
@@ -188,7 +213,30 @@ class ValidationSet:
             "val_pos_mean": positive.mean().item(),
             "val_pos_p95": positive.quantile(0.95).item(),
             "val_neg_nearest_p05": negative_nearest.quantile(0.05).item(),
+            "val_recall_at_p99": recall_at_precision(own, right, negative_nearest),
         }
+
+
+def recall_at_precision(
+    positive: torch.Tensor, right: torch.Tensor, negative: torch.Tensor, target: float = 0.99
+) -> float:
+    """Recall of a single distance threshold that keeps ``target`` precision.
+
+    ``positive`` (C,): each copy's distance to its original, a hit only where ``right`` (its
+    original is the nearest); ``negative`` (C,): each copy's nearest *other* original, i.e. the
+    distance it would have as a query whose original is not in the library. This is the strict
+    verdict's recall on validation data, the figure the copy verdict is calibrated by.
+    """
+    scores = torch.cat([positive, negative])
+    hits = torch.cat([right, torch.zeros_like(right)]).to(torch.float64)
+    order = torch.argsort(scores, stable=True)
+    hits = hits[order]
+    called = torch.arange(1, len(hits) + 1, dtype=torch.float64)
+    precision = hits.cumsum(0) / called
+    passing = torch.nonzero(precision >= target).flatten()
+    if len(passing) == 0 or len(positive) == 0:
+        return 0.0
+    return float(hits[: int(passing.max()) + 1].sum().item() / len(positive))
 
 
 def save_checkpoint(

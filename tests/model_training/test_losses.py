@@ -13,6 +13,7 @@ from model_training.losses import (
     batch_hard_triplet_loss,
     batch_semi_hard_triplet_loss,
     contrastive_infonce_loss,
+    entropy_regularizer,
     lossless_triplet_loss,
     pairwise_distances,
     triplet_loss,
@@ -254,3 +255,43 @@ def test_gradient_descent_separates_the_classes(name: str) -> None:
         assert e.grad is not None and torch.isfinite(e.grad).all()
         optimiser.step()
     assert BATCH_LOSSES[name](e, labels).item() < first
+
+
+def loop_entropy(e: torch.Tensor, labels: torch.Tensor) -> float | None:
+    values = []
+    for i in range(len(e)):
+        others = [dist(e[i], e[j]) for j in range(len(e)) if labels[j] != labels[i]]
+        if others:
+            values.append(-math.log(min(others) + 1e-8))
+    return sum(values) / len(values) if values else None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_entropy_regularizer_matches_a_loop(seed: int) -> None:
+    e, labels = batch(seed)
+    expected = loop_entropy(e, labels)
+    assert expected is not None
+    assert float(entropy_regularizer(e, labels)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_entropy_regularizer_ignores_same_label_neighbours() -> None:
+    # Two copies of one image sit together; only the distance to the other image counts.
+    e = torch.tensor([[0.0, 0.0], [0.0, 0.01], [3.0, 0.0]])
+    labels = torch.tensor([0, 0, 1])
+    expected = -(math.log(3.0) + math.log(math.hypot(3.0, 0.01)) + math.log(3.0)) / 3
+    assert float(entropy_regularizer(e, labels)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_entropy_regularizer_pushes_the_nearest_other_image_away() -> None:
+    e = torch.tensor([[0.0, 0.0], [0.5, 0.0], [3.0, 0.0]], requires_grad=True)
+    entropy_regularizer(e, torch.tensor([0, 1, 2])).backward()
+    assert e.grad is not None
+    # Descending the gradient moves 0 and 1 (each other's nearest) apart.
+    assert float(e.grad[0, 0]) > 0 > float(e.grad[1, 0])
+
+
+def test_entropy_regularizer_of_one_label_is_a_zero_that_backpropagates() -> None:
+    e = torch.randn(5, 4, requires_grad=True)
+    loss = entropy_regularizer(e, torch.zeros(5, dtype=torch.long))
+    loss.backward()
+    assert loss.item() == 0.0 and e.grad is not None

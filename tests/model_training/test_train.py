@@ -4,8 +4,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from model_training import losses
 from model_training.config import TrainConfig
@@ -14,10 +16,12 @@ from model_training.data import AnchorBank, make_batch, split_by_group
 from model_training.train import (
     CHECKPOINT_FILE,
     HISTORY_FILE,
+    ValidationSet,
     compute_loss,
     explicit_triplets,
     learning_rate,
     load_checkpoint,
+    recall_at_precision,
     train,
 )
 
@@ -63,6 +67,21 @@ def test_batch_is_a_pure_function_of_seed_and_step(tiny_corpus: Path, tmp_path: 
     assert not torch.equal(images, other)
 
 
+def test_validation_uses_every_anchor_once(tmp_path: Path) -> None:
+    # 150 distinct anchors: enough for several validation batches of 64.
+    rng = np.random.default_rng(0)
+    images = [
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)) for _ in range(150)
+    ]
+    bank = AnchorBank(images, np.ones(len(images)))
+    validation = ValidationSet(bank, tiny_config(tmp_path, tmp_path))
+    first = torch.ones_like(validation.labels, dtype=torch.bool)
+    first[1:] = validation.labels[1:] != validation.labels[:-1]
+    originals = validation.images[first]
+    assert len(originals) == 128
+    assert len({o.numpy().tobytes() for o in originals}) == 128
+
+
 def test_explicit_triplets_pair_original_with_copies_and_other_negatives() -> None:
     labels = torch.tensor([0, 0, 0, 1, 1, 1])
     a, p, n = explicit_triplets(labels, torch.Generator().manual_seed(0))
@@ -82,6 +101,32 @@ def test_every_configured_loss_is_finite_and_has_gradients(loss: str, tmp_path: 
     value.backward()  # type: ignore[no-untyped-call]
     assert torch.isfinite(value)
     assert embeddings.grad is not None and torch.isfinite(embeddings.grad).all()
+
+
+def test_entropy_weight_adds_the_koleo_term_to_the_loss() -> None:
+    embeddings = torch.nn.functional.normalize(torch.randn(12, 8), dim=1)
+    labels = torch.arange(4).repeat_interleave(3)
+    plain = dataclasses.replace(TrainConfig(), loss="infonce")
+    weighted = dataclasses.replace(plain, entropy_weight=2.5)
+    expected = compute_loss(plain, embeddings, labels, 0) + 2.5 * losses.entropy_regularizer(
+        embeddings, labels
+    )
+    assert compute_loss(weighted, embeddings, labels, 0).item() == pytest.approx(expected.item())
+    with pytest.raises(ValueError, match="entropy_weight"):
+        dataclasses.replace(plain, entropy_weight=-1.0).validate()
+
+
+def test_recall_at_precision_is_the_strict_verdicts_recall() -> None:
+    positive = torch.tensor([0.1, 0.2, 0.3, 0.9])
+    right = torch.tensor([True, True, False, True])  # copy 3's nearest is another image
+    negative = torch.tensor([0.8, 0.85, 0.95, 0.5])
+    # By distance: 0.1 hit, 0.2 hit, 0.3 miss -> a threshold above 0.2 loses precision.
+    assert recall_at_precision(positive, right, negative, target=0.99) == pytest.approx(0.5)
+    assert recall_at_precision(positive, right, negative, target=0.6) == pytest.approx(0.5)
+    # Calling up to 0.9 gives 3 hits in 7 calls (precision 0.43).
+    assert recall_at_precision(positive, right, negative, target=0.4) == pytest.approx(0.75)
+    none = torch.zeros(0)
+    assert recall_at_precision(none, none.bool(), none) == 0.0
 
 
 def test_weighted_loss_matches_published_formula() -> None:
