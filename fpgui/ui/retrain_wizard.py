@@ -88,6 +88,7 @@ DEFAULT_STEPS = 1800
 DEFAULT_LOSS = "infonce"
 DEFAULT_MARGIN = 0.2
 DEFAULT_THETA = 0.4
+DEFAULT_ENTROPY_WEIGHT = 0.0
 DEFAULT_INPUT_SIZE = 64
 DEFAULT_BATCH_IMAGES = 48 * 3  # anchors_per_batch x copies_per_anchor
 DEFAULT_ANCHORS_PER_BATCH = 48
@@ -161,6 +162,7 @@ class TrainSettings:
     loss: str = DEFAULT_LOSS
     margin: float = DEFAULT_MARGIN
     theta: float = DEFAULT_THETA
+    entropy_weight: float = DEFAULT_ENTROPY_WEIGHT
     input_size: int = DEFAULT_INPUT_SIZE
     device: str = "auto"
     eval_queries: int = DEFAULT_EVAL_QUERIES
@@ -174,6 +176,7 @@ class TrainSettings:
             "--loss", self.loss,
             "--margin", f"{self.margin:g}",
             "--theta", f"{self.theta:g}",
+            "--entropy-weight", f"{self.entropy_weight:g}",
             "--input-size", str(self.input_size),
             "--device", self.device,
             *start,
@@ -723,6 +726,15 @@ class SettingsPage(QWizardPage):
         self.theta.setSingleStep(0.05)
         self.theta.setDecimals(3)
         self.theta.setValue(DEFAULT_THETA)
+        self.entropy_weight = QDoubleSpinBox()
+        self.entropy_weight.setRange(0.0, 50.0)
+        self.entropy_weight.setSingleStep(0.5)
+        self.entropy_weight.setDecimals(2)
+        self.entropy_weight.setValue(DEFAULT_ENTROPY_WEIGHT)
+        self.entropy_weight.setToolTip(
+            "Weight of the entropy term that spreads unrelated images apart, so that one "
+            "distance threshold tells copies from non-copies. 0 turns it off."
+        )
         self.input_size = QSpinBox()
         self.input_size.setRange(32, 512)
         self.input_size.setSingleStep(16)
@@ -750,6 +762,7 @@ class SettingsPage(QWizardPage):
         form.addRow("Loss:", self.loss)
         form.addRow("Margin (alpha):", self.margin)
         form.addRow("Weight of the negative distance (theta, weighted loss):", self.theta)
+        form.addRow("Entropy weight (spread unrelated images):", self.entropy_weight)
         form.addRow("Input size:", self.input_size)
         form.addRow("Device:", self.device)
         form.addRow("Evaluation queries per run:", self.eval_queries)
@@ -767,6 +780,7 @@ class SettingsPage(QWizardPage):
             loss=self.loss.currentText(),
             margin=self.margin.value(),
             theta=self.theta.value(),
+            entropy_weight=self.entropy_weight.value(),
             input_size=self.input_size.value(),
             device=self.device.currentText(),
             eval_queries=self.eval_queries.value(),
@@ -781,11 +795,17 @@ class SettingsPage(QWizardPage):
         self.start_from_current.setEnabled(current is not None)
         self.start_from_current.setChecked(current is not None)
         if current is not None and not self._sized_from_model:
-            # Fine-tuning keeps the resolution the current model learnt at (a small JSON read);
-            # only on the first visit, so a size the user chose survives Back and Next.
+            # Fine-tuning keeps the resolution and entropy weight the current model learnt with
+            # (a small JSON read); only on the first visit, so what the user chose survives Back
+            # and Next.
             self._sized_from_model = True
             with contextlib.suppress(FpguiError):
-                self.input_size.setValue(read_metadata(current).input_size)
+                meta = read_metadata(current)
+                self.input_size.setValue(meta.input_size)
+                recipe = meta.training.get("config", {})
+                weight = recipe.get("entropy_weight") if isinstance(recipe, dict) else None
+                if isinstance(weight, int | float):
+                    self.entropy_weight.setValue(float(weight))
         if current is None:
             self.start_from_current.setChecked(False)
             self.start_from_current.setText("Start from the current model's weights (no model)")

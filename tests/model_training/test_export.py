@@ -35,7 +35,7 @@ def test_tiny_train_evaluate_export_round_trip(tiny_corpus: Path, tmp_path: Path
 def test_the_bundled_recipe_fine_tunes_stage_one_with_per_image_normalisation() -> None:
     from model_training.reproduce import training_stages
 
-    first, second, third = training_stages(Path("corpus/train"), Path("runs/x"))
+    first, second, third, fourth = training_stages(Path("corpus/train"), Path("runs/x"))
     assert (first.normalization, first.init_from) == ("fixed", "")
     assert second.normalization == third.normalization == "per_image"
     assert second.init_from == first.out_dir == str(Path("runs/x/stage1"))
@@ -43,3 +43,7 @@ def test_the_bundled_recipe_fine_tunes_stage_one_with_per_image_normalisation() 
     assert third.out_dir == str(Path("runs/x/stage3"))
     assert (first.input_size, second.input_size, third.input_size) == (64, 64, 96)
     assert second.lr_late == first.lr_late == third.lr_late == 1e-4
+    # Stage 4: longer at 96 px with the entropy term, on batches stage 3 never saw.
+    assert fourth.init_from == third.out_dir and fourth.input_size == 96
+    assert (third.entropy_weight, fourth.entropy_weight) == (0.0, 2.0)
+    assert fourth.seed != third.seed and fourth.steps > third.steps

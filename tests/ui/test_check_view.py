@@ -117,6 +117,10 @@ def test_possible_copy_has_its_own_banner_and_cards(
         f"distinct image (ratio threshold 0.01)\nClosest protected image: {result.matches[0].path}"
     )
     assert view.verdict.verdict is Verdict.POSSIBLE and view.verdict.is_copy is False
+    # The status bar gets the verdict and distance only; the banner above has the rest.
+    assert view.verdict.summary() == (
+        f"Possible copy of {name}: distance {d1:.2f} (threshold 0.05, possible below 1.90)"
+    )
     assert view.verdict.styleSheet() == POSSIBLE_STYLE
     assert "#8a5a00" in POSSIBLE_STYLE  # amber, under white text whatever the palette
     # The nearest card carries the verdict; the others are judged by distance: all below 1.9.

@@ -89,6 +89,7 @@ def test_defaults_agree_with_model_training() -> None:
     assert rw.LOSS_NAMES == LOSS_NAMES
     assert (config.steps, config.loss) == (rw.DEFAULT_STEPS, rw.DEFAULT_LOSS)
     assert (config.margin, config.theta) == (rw.DEFAULT_MARGIN, rw.DEFAULT_THETA)
+    assert config.entropy_weight == rw.DEFAULT_ENTROPY_WEIGHT
     assert config.input_size == rw.DEFAULT_INPUT_SIZE
     assert config.batch_size == rw.DEFAULT_BATCH_IMAGES
     assert config.anchors_per_batch == rw.DEFAULT_ANCHORS_PER_BATCH
@@ -281,13 +282,14 @@ def test_train_args_start_from_a_model_only_when_asked() -> None:
     assert args[args.index("--init-from") + 1] == "/models/current"
 
 
-def test_fine_tuning_starts_at_the_current_models_input_size(
+def test_fine_tuning_starts_at_the_current_models_input_size_and_entropy_weight(
     qtbot: QtBot, library: Library, corpus: Path, tmp_path: Path, random_model_dir: Path
 ) -> None:
     model = tmp_path / "model-96"
     shutil.copytree(random_model_dir, model)
     meta = json.loads((model / METADATA_FILE).read_text())
-    (model / METADATA_FILE).write_text(json.dumps({**meta, "input_size": 96}))
+    recipe = {"config": {"entropy_weight": 2.0}}
+    (model / METADATA_FILE).write_text(json.dumps({**meta, "input_size": 96, "training": recipe}))
     model_store.adopt(model)
     wizard = make_wizard(qtbot, library, tmp_path)
     page = wizard.images_page
@@ -298,6 +300,9 @@ def test_fine_tuning_starts_at_the_current_models_input_size(
     settings = wizard.settings_page
     assert settings.start_from_current.isChecked()
     assert settings.input_size.value() == 96
+    assert settings.entropy_weight.value() == 2.0
+    args = settings.settings().train_args()
+    assert args[args.index("--entropy-weight") + 1] == "2"
     settings.input_size.setValue(48)
     click(qtbot, wizard.button(QWizard.WizardButton.BackButton))
     next_page(qtbot, wizard)

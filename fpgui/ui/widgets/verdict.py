@@ -98,5 +98,12 @@ class VerdictBanner(QFrame):
         return self._detail.text()
 
     def summary(self) -> str:
-        """Headline and the numbers behind it on one line, for the status bar."""
-        return f"{self.text()}: {self._evidence}" if self._evidence else self.text()
+        """The verdict and its distance on one line, short enough for the status bar.
+
+        The banner above carries the rest (the ratio, the advice to compare); the status bar
+        has to share its width with the library, model and device labels.
+        """
+        if not self._evidence:
+            return self.text()
+        headline = self.text().split(" - ", 1)[0]
+        return f"{headline}: {self._evidence.split(';', 1)[0]}"
