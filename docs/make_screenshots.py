@@ -51,7 +51,12 @@ def real_photos() -> dict[str, Path]:
         if "_t" in stem.rsplit("-", 1)[-1]:
             continue
         parts = stem.split("__")
-        name = parts[-1].split("-")[0] if "nature" in stem else parts[-4]
+        if "nature" in stem:  # mate: .../nature/Dune-<hash>
+            name = parts[-1].split("-")[0]
+        elif parts[-2] == "backgrounds":  # lomiri: .../backgrounds/Bridge_by_Someone-<hash>
+            name = parts[-1].rsplit("-", 1)[0].split("_by_")[0]
+        else:  # plasma: .../wallpapers/Kite/contents/images/<size>-<hash>
+            name = parts[-4]
         found.setdefault(name, path)
     return found
 

@@ -13,7 +13,17 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    Qt,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import (
     QAction,
     QColor,
@@ -40,6 +50,8 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -59,6 +71,22 @@ if TYPE_CHECKING:
     from fpgui.core.library import AddProgress, AddSummary, Library, ProtectedImage
 
 
+class ThumbnailDelegate(QStyledItemDelegate):
+    """Every cell lays out a full icon-sized square: thumbnails of any aspect ratio sit centred
+    in it and all names share one line, instead of following each picture's height."""
+
+    def __init__(self, icon_size: QSize, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.icon_size = icon_size
+
+    def initStyleOption(  # noqa: N802 (Qt override)
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
+        super().initStyleOption(option, index)
+        option.decorationSize = self.icon_size
+        option.decorationAlignment = Qt.AlignmentFlag.AlignCenter
+
+
 class ThumbnailGrid(QListView):
     """Icon-mode list that also takes folders and images dropped from a file manager."""
 
@@ -75,6 +103,7 @@ class ThumbnailGrid(QListView):
         self.setBatchSize(2000)
         self.setIconSize(icon_size)
         self.setGridSize(QSize(icon_size.width() + 28, icon_size.height() + 40))
+        self.setItemDelegate(ThumbnailDelegate(icon_size, self))
         self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QMessageBox, QStyleOptionViewItem
+from PySide6.QtWidgets import QMessageBox, QStyle, QStyleOptionViewItem
 from pytestqt.qtbot import QtBot
 
 from fpgui.core.library import Library
@@ -200,3 +200,36 @@ def test_tall_thumbnails_keep_their_names_visible(
         # With uniform item sizes the view lays every cell out at the delegate's hint.
         hint = grid.itemDelegateForIndex(index).sizeHint(option, index)
         assert hint.height() >= grid.iconSize().height() + text_height
+
+
+def name_offsets(view: LibraryView) -> list[int]:
+    """Where each cell's name starts, from the top of its cell, as the style lays it out."""
+    grid = view.grid
+    offsets = []
+    for row in range(grid.model().rowCount()):
+        index = grid.model().index(row, 0)
+        option = QStyleOptionViewItem()
+        grid.initViewItemOption(option)
+        option.rect = grid.visualRect(index)
+        grid.itemDelegateForIndex(index).initStyleOption(option, index)  # type: ignore[attr-defined]
+        text = grid.style().subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, grid)
+        offsets.append(text.top() - option.rect.top())
+    return offsets
+
+
+def test_names_line_up_whatever_the_thumbnails_shape(
+    qtbot: QtBot, view: LibraryView, library: Library, thumbnails: ThumbnailCache, tmp_path: Path
+) -> None:
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    for i, size in enumerate([(400, 100), (100, 400), (300, 300), (400, 300)]):
+        make_photo(i, size).save(folder / f"shape_{i}.jpg")
+    library.add_all([folder])
+    view.set_library(library)
+    images = library.images()
+    qtbot.waitUntil(
+        lambda: all(thumbnails.get(i.sha256, i.path) is not None for i in images), timeout=10_000
+    )
+    offsets = name_offsets(view)
+    assert len(offsets) == 4 and len(set(offsets)) == 1
+    assert offsets[0] >= view.grid.iconSize().height()
