@@ -6,6 +6,7 @@ from PIL import Image
 
 from fpgui.core.verdict import VerdictPolicy, VerdictRule
 from model_training.evaluate import (
+    PUBLISHED_MODIFICATIONS,
     HeldOut,
     Verdicts,
     build_eval_data,
@@ -16,6 +17,7 @@ from model_training.evaluate import (
     make_queries,
     scores,
     verdicts,
+    verdicts_of,
 )
 from tests.conftest import make_photo
 
@@ -81,6 +83,23 @@ def test_hashes_find_exact_copies_and_reject_strangers() -> None:
     phash = methods[0]
     d = phash.distances(images[:3], images)
     assert d[np.arange(3), np.arange(3)].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_published_runs_use_only_the_published_five_modifications() -> None:
+    images: list[Image.Image] = [make_photo(i, (128, 96)) for i in range(10)]
+    held = HeldOut(images, [str(i) for i in range(10)])
+    data = build_eval_data(held, held, seed=0, runs=2, queries=10, per_modification=1)
+    assert len(data.published_runs) == 2
+    for run in data.published_runs:
+        names = [q.modification for q in run.queries if q.truth >= 0]
+        assert set(names) == set(PUBLISHED_MODIFICATIONS)
+    results = evaluate_all(hash_fingerprinters()[:1], data)
+    result = results["pHash"]
+    for key in ("precision", "recall", "f1", "top5"):
+        assert 0.0 <= result[f"published_{key}"] <= 1.0
+    # Scored on their own queries, not copied from the full-mix runs.
+    scored = [scores(verdicts_of(hash_fingerprinters()[0], r), 0.5) for r in data.published_runs]
+    assert result["published_top1"] == pytest.approx(np.mean([s["top1"] for s in scored]))
 
 
 def test_a_group_lands_wholly_in_the_library_or_the_negatives() -> None:
