@@ -38,7 +38,7 @@ _HASH_CHUNK = 1 << 20
 # Search defaults, measured by benchmarks/index_real.py (see the README's benchmark section).
 DEFAULT_M = 16
 DEFAULT_EF_CONSTRUCTION = 200
-DEFAULT_EF = 64
+DEFAULT_EF = 128
 
 
 class FingerprintIndex:
