@@ -16,7 +16,6 @@ size for JPEG), preprocess, embed, SQLite commit, index save. Goal: >= 0.7 of (a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fpgui.core.embedder import Embedder
+from fpgui.core.embedder import Embedder, default_decode_workers
 from fpgui.core.library import Library
 from fpgui.core.model_files import ModelMetadata, save_model_bundle
 
@@ -34,8 +33,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE = REPO_ROOT / ".cache" / "bench"
 # Photo sizes cycled through: 2, 5, 8 and 12 megapixels at 4:3.
 SIZES = [(1632, 1224), (2592, 1944), (3264, 2448), (4000, 3000)]
-# What ``Embedder.embed_paths`` decodes with by default.
-DECODE_WORKERS = max(1, min(4, os.cpu_count() or 2))
 
 
 def photo(seed: int, size: tuple[int, int]) -> Image.Image:
@@ -151,12 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         forward = forward_rate(embedder, files, args.batch_size)
         phash = phash_rate(files)
-        decode = decode_rate(embedder, files, DECODE_WORKERS)
+        workers = default_decode_workers()
+        decode = decode_rate(embedder, files, workers)
         pipeline = pipeline_rate(embedder, folder, scratch, args.batch_size)
     shared = 1 / (1 / forward + 1 / decode)
     print(f"(a) model forward pass on decoded tensors: {forward:8.1f} images/s")
     print(f"(b) imagehash.phash:                       {phash:8.1f} images/s")
-    print(f"(c) decode + preprocess, {DECODE_WORKERS} threads:        {decode:8.1f} images/s")
+    print(f"(c) decode + preprocess, {workers} threads:        {decode:8.1f} images/s")
     print(f"    (a) and (c) on the same cores:         {shared:8.1f} images/s")
     print(f"    fpgui add (whole pipeline):            {pipeline:8.1f} images/s")
     print(f"ratio to (a): {pipeline / forward:.2f}  (goal >= 0.70)")

@@ -477,27 +477,28 @@ def build_eval_data(
     calibration = make_queries(
         val_lib.images, val_neg.images, seed + 10_000, queries, queries, groups=val_lib.groups
     )
-    run_sets = [
-        make_queries(lib.images, neg.images, seed + r, queries, queries, groups=lib.groups)
-        for r in range(runs)
-    ]
-    published = [
-        make_queries(
-            lib.images,
-            neg.images,
-            seed + 30_000 + r,
-            queries,
-            queries,
-            PUBLISHED_MODIFICATIONS,
-            groups=lib.groups,
-        )
-        for r in range(runs)
-    ]
+
+    def run_sets(offset: int, modifications: Sequence[str] | None) -> list[QuerySet]:
+        return [
+            make_queries(
+                lib.images,
+                neg.images,
+                seed + offset + r,
+                queries,
+                queries,
+                modifications,
+                groups=lib.groups,
+            )
+            for r in range(runs)
+        ]
+
     count = per_modification * len(TABLE_MODIFICATIONS)
     table = make_queries(
         lib.images, [], seed + 20_000, count, 0, TABLE_MODIFICATIONS, groups=lib.groups
     )
-    return EvalData(calibration, run_sets, table, published)
+    return EvalData(
+        calibration, run_sets(0, None), table, run_sets(30_000, PUBLISHED_MODIFICATIONS)
+    )
 
 
 def evaluate_all(

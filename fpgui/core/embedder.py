@@ -158,7 +158,7 @@ class Embedder:
         Files that fail to load are yielded with ``error`` set; the others carry their embedding.
         Stops early (after the batch in flight) when ``should_stop()`` turns true.
         """
-        workers = decode_workers or max(1, min(4, (os.cpu_count() or 2)))
+        workers = decode_workers or default_decode_workers()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fpgui-decode") as pool:
             pending = [pool.submit(self._safe_load, p) for p in paths[:batch_size]]
             submitted = len(pending)
@@ -206,6 +206,11 @@ class Embedder:
 CPUINFO = Path("/proc/cpuinfo")
 # CPU flags of native bf16 arithmetic; without them autocast emulates bf16 and runs slower.
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "avx_ne_convert"})
+
+
+def default_decode_workers() -> int:
+    """Threads :meth:`Embedder.embed_paths` decodes with unless told otherwise."""
+    return max(1, min(4, os.cpu_count() or 2))
 
 
 def cpu_has_fast_bf16() -> bool:
