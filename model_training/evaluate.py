@@ -120,6 +120,13 @@ class Fingerprinter(Protocol):
         """``(Q, L)`` distances between every query and every library image."""
         ...
 
+    def query_distances(
+        self, queries: Sequence[Image.Image], library: Sequence[Image.Image]
+    ) -> FloatArray:
+        """What the verdict compares with its thresholds: :meth:`distances`, each query's row
+        scaled by its crowding factor where the method has one (see ``fpgui.core.crowding``)."""
+        ...
+
 
 class ModelFingerprinter:
     """L2 distances between model embeddings."""
@@ -131,10 +138,24 @@ class ModelFingerprinter:
     def distances(
         self, queries: Sequence[Image.Image], library: Sequence[Image.Image]
     ) -> FloatArray:
+        return self._distances(queries, library, crowded=False)
+
+    def query_distances(
+        self, queries: Sequence[Image.Image], library: Sequence[Image.Image]
+    ) -> FloatArray:
+        return self._distances(queries, library, crowded=True)
+
+    def _distances(
+        self, queries: Sequence[Image.Image], library: Sequence[Image.Image], crowded: bool
+    ) -> FloatArray:
         q = self.embedder.embed_images(queries, batch_size=64).astype(np.float64)
         lib = self.embedder.embed_images(library, batch_size=64).astype(np.float64)
         squared = (q**2).sum(1)[:, None] + (lib**2).sum(1)[None, :] - 2 * q @ lib.T
         result: FloatArray = np.sqrt(np.clip(squared, 0, None))
+        crowding = self.embedder.crowding
+        if crowded and crowding is not None and len(lib):
+            # The app scales the thresholds by 1 / factor instead: the same verdicts.
+            result = result * crowding.factors(q, lib[result.argmin(axis=1)])[:, None]
         return result
 
 
@@ -154,6 +175,11 @@ class HashFingerprinter:
         same = (2 * q - 1) @ (2 * lib - 1).T
         result: FloatArray = (q.shape[1] - same) / 2
         return result
+
+    def query_distances(
+        self, queries: Sequence[Image.Image], library: Sequence[Image.Image]
+    ) -> FloatArray:
+        return self.distances(queries, library)
 
 
 def _phash_bits(image: Image.Image) -> npt.NDArray[np.bool_]:
@@ -371,7 +397,7 @@ def _truths(queries: Sequence[Query]) -> npt.NDArray[np.int64]:
 def verdicts_of(method: Fingerprinter, data: QuerySet) -> Verdicts:
     library_distances = method.distances(data.library, data.library)
     return verdicts(
-        method.distances([q.image for q in data.queries], data.library),
+        method.query_distances([q.image for q in data.queries], data.library),
         _truths(data.queries),
         library_distances,
         data.group_ids(),

@@ -18,8 +18,10 @@ from typing import Any
 
 from fpgui import __version__
 from fpgui.core.architecture import FingerprintNet
+from fpgui.core.crowding import Crowding
 from fpgui.core.embedder import Embedder
 from fpgui.core.model_files import ModelMetadata, save_model_bundle
+from model_training.background import crowding_for
 from model_training.config import TrainConfig
 from model_training.data import corpus_entries, preprocessing_metadata
 from model_training.evaluate import (
@@ -70,24 +72,38 @@ def evaluate_network(
     queries: int,
     per_mod: int,
     with_hashes: bool = True,
-) -> dict[str, Any]:
-    """Model (and hashes) on corpus-test and held-out photos; returns the report dict."""
-    embedder = Embedder.from_network(network, meta, device="cpu")
-    methods: list[Fingerprinter] = [ModelFingerprinter("model", embedder)]
-    if with_hashes:
-        methods += hash_fingerprinters()
+) -> tuple[dict[str, Any], Crowding | None]:
+    """Fit the crowding correction, then evaluate the model with it (and the hashes) on
+    corpus-test and held-out photos; returns the report dict and the correction."""
     val_images = held_out(corpus, config, "val")
     sets: dict[str, HeldOut] = {"corpus-test": held_out(corpus, config, "test")}
     if holdout is not None and (holdout / "manifest.jsonl").exists():
         sets["holdout-photos"] = holdout_photos(holdout)
+    prepared = {
+        name: build_eval_data(val_images, images, seed, runs, queries, per_mod)
+        for name, images in sets.items()
+    }
+    # Every set shares the calibration queries (made from the validation split by the seed).
+    calibration = next(iter(prepared.values())).calibration
+    crowding = crowding_for(network, meta, corpus, config, calibration)
+    embedder = Embedder.from_network(network, meta, device="cpu", crowding=crowding)
+    methods: list[Fingerprinter] = [ModelFingerprinter("model", embedder)]
+    if with_hashes:
+        methods += hash_fingerprinters()
     report: dict[str, Any] = {"seed": seed, "runs": runs, "queries": queries}
-    for name, images in sets.items():
-        data = build_eval_data(val_images, images, seed, runs, queries, per_mod)
+    if crowding is not None:
+        report["crowding"] = {
+            "k": crowding.k,
+            "reference": crowding.reference,
+            "radius": crowding.radius,
+            "background_images": len(crowding.background),
+        }
+    for name, data in prepared.items():
         results = evaluate_all(methods, data)
         library_size = len(data.runs[0].library)
         report[name] = {"library": library_size, "results": results}
         print(format_table(results, f"\n== {name}: library {library_size} =="), flush=True)
-    return report
+    return report, crowding
 
 
 def export_run(
@@ -104,7 +120,9 @@ def export_run(
     network, config, step = network_from_run(run_dir)
     corpus = Path(config.corpus)
     base = preprocessing_metadata(config)
-    report = evaluate_network(network, base, corpus, holdout, config, seed, runs, queries, per_mod)
+    report, crowding = evaluate_network(
+        network, base, corpus, holdout, config, seed, runs, queries, per_mod
+    )
     model_result = report["corpus-test"]["results"]["model"]
     summary = {
         split: {
@@ -125,6 +143,9 @@ def export_run(
         reference_distance=round(float(model_result["reference_distance"]), 6),
         possible_threshold=round(float(model_result["possible_threshold"]), 6),
         possible_ratio_threshold=round(float(model_result["possible_ratio_threshold"]), 6),
+        crowding_k=crowding.k if crowding else 0,
+        crowding_reference=round(crowding.reference, 6) if crowding else 0.0,
+        crowding_radius=round(crowding.radius, 6) if crowding else 0.0,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         code_version=code_version(),
         training={
@@ -135,7 +156,8 @@ def export_run(
         },
         metrics={"model": summary, "threshold_target_precision": 0.99, "eval_seed": seed},
     )
-    final = save_model_bundle(network, meta, out_dir)
+    background = crowding.background if crowding else None
+    final = save_model_bundle(network, meta, out_dir, background)
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return final
 

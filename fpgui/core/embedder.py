@@ -19,9 +19,10 @@ import torch
 from PIL import Image
 
 from fpgui.core.architecture import FingerprintNet
+from fpgui.core.crowding import Crowding
 from fpgui.core.errors import FpguiError, ModelLoadError
 from fpgui.core.images import load_image
-from fpgui.core.model_files import ModelMetadata, load_model_bundle
+from fpgui.core.model_files import ModelMetadata, load_crowding, load_model_bundle
 from fpgui.core.paths import bundled_model_dir
 from fpgui.core.preprocess import normalise_array, to_model_tensor
 
@@ -71,6 +72,7 @@ class Embedder:
         self.model_dir = Path(model_dir) if model_dir is not None else bundled_model_dir()
         network, meta = load_model_bundle(self.model_dir)
         self.metadata: ModelMetadata = meta
+        self.crowding: Crowding | None = load_crowding(self.model_dir, meta)
         self.device = choose_device(device)
         if num_threads:
             torch.set_num_threads(num_threads)
@@ -86,12 +88,17 @@ class Embedder:
 
     @classmethod
     def from_network(
-        cls, network: FingerprintNet, meta: ModelMetadata, device: str | None = "cpu"
+        cls,
+        network: FingerprintNet,
+        meta: ModelMetadata,
+        device: str | None = "cpu",
+        crowding: Crowding | None = None,
     ) -> Embedder:
         """Wrap an in-memory network (training evaluates candidates this way), always fp32."""
         self = cls.__new__(cls)
         self.model_dir = Path()
         self.metadata = meta
+        self.crowding = crowding
         self.device = choose_device(device)
         self._network = network.to(self.device).eval()
         self.precision = "fp32"

@@ -61,7 +61,9 @@ class CheckResult:
     (None when the library holds no image distinct from the nearest one); ``ratio`` is
     ``d1 / min(d2, reference_distance)``, None when the model has no ratio calibration (or when
     it is infinite: no distinct second image and no cap). ``ratio_threshold``, the ``possible_*``
-    thresholds and ``reference_distance`` are None when not calibrated.
+    thresholds and ``reference_distance`` are None when not calibrated. ``crowding`` is the
+    query's crowding factor (see :mod:`fpgui.core.crowding`; 1 when the model has none): the
+    thresholds here are the model's divided by it, so they apply to the true distances shown.
     """
 
     query: str
@@ -78,6 +80,7 @@ class CheckResult:
     possible_threshold: float | None = None
     possible_ratio_threshold: float | None = None
     reference_distance: float | None = None
+    crowding: float = 1.0
 
     @property
     def is_copy(self) -> bool:
@@ -119,6 +122,10 @@ class CheckResult:
         if self.possible_threshold is not None and self.possible_threshold > self.threshold:
             limits += f", possible below {f(self.possible_threshold)}"
         text = f"distance {f(nearest.distance)} ({limits})"
+        if abs(self.crowding - 1.0) >= 0.005:
+            text += f"; thresholds x{f(1.0 / self.crowding)} for this picture " + (
+                "(few look-alikes)" if self.crowding < 1.0 else "(many look-alikes)"
+            )
         if self.ratio_threshold is None and self.possible_ratio_threshold is None:
             return text
         if self.ratio is None:
@@ -190,7 +197,10 @@ def check(
         image = load_image_bytes(data, name=label, min_size=min_size)
     vector = embedder.embed_image(image)
     neighbours = library.neighbourhood(vector, max(top_k, SECOND_DISTINCT_NEIGHBOURS))
-    policy = metadata.verdict_policy(threshold)
+    crowding = 1.0
+    if embedder.crowding is not None and neighbours.images:
+        crowding = embedder.crowding.factor(vector, neighbours.fingerprints[0])
+    policy = metadata.verdict_policy(threshold).scaled(crowding)
     nearest = neighbours.images[0][1] if neighbours.images else None
     # Near-duplicates are judged by the model's own threshold, the radius its ratio threshold was
     # calibrated with; a user's threshold override moves the verdict, not the library's twins.
@@ -215,6 +225,7 @@ def check(
         possible_threshold=None if balanced is None else balanced.threshold,
         possible_ratio_threshold=_calibrated(balanced.ratio_threshold if balanced else 0.0),
         reference_distance=_calibrated(policy.strict.reference_distance),
+        crowding=crowding,
     )
 
 

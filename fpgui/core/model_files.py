@@ -1,8 +1,10 @@
-"""The model bundle on disk: ``weights.pt`` (fp16 state dict) beside ``model.json`` (metadata).
+"""The model bundle on disk: ``weights.pt`` (fp16 state dict) beside ``model.json`` (metadata),
+and optionally ``background.npy`` (fp16 fingerprints of unrelated images, see
+:mod:`fpgui.core.crowding`).
 
-Loading checks the weights' SHA-256 against the metadata and loads with ``weights_only=True``;
-anything missing, corrupt or mismatched raises one :class:`ModelLoadError` that says which file
-and what is wrong.
+Loading checks each file's SHA-256 against the metadata and loads weights with
+``weights_only=True`` (the background with ``allow_pickle=False``); anything missing, corrupt or
+mismatched raises one :class:`ModelLoadError` that says which file and what is wrong.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fpgui.core.architecture import ARCHITECTURE_NAME, FingerprintNet
 from fpgui.core.atomic import atomic_write_bytes
+from fpgui.core.crowding import Crowding
 from fpgui.core.errors import ModelLoadError
 from fpgui.core.verdict import VerdictPolicy, VerdictRule
 
 METADATA_FILE = "model.json"
 WEIGHTS_FILE = "weights.pt"
+BACKGROUND_FILE = "background.npy"
 METADATA_FORMAT = 1
 NORMALIZATIONS: tuple[str, ...] = ("fixed", "per_image")
 
@@ -53,6 +58,12 @@ class ModelMetadata:
     possible_ratio_threshold: float = 0.0
     weights_file: str = WEIGHTS_FILE
     weights_sha256: str = ""
+    # The crowding correction (see core/crowding.py); "" / 0 turn it off.
+    crowding_file: str = ""
+    crowding_sha256: str = ""
+    crowding_k: int = 0
+    crowding_reference: float = 0.0
+    crowding_radius: float = 0.0
     created: str = ""
     code_version: str = ""
     training: dict[str, Any] = field(default_factory=dict)
@@ -170,12 +181,53 @@ def load_model_bundle(model_dir: Path) -> tuple[FingerprintNet, ModelMetadata]:
     return network, dataclasses.replace(meta, weights_sha256=actual_sha)
 
 
+def load_crowding(model_dir: Path, meta: ModelMetadata) -> Crowding | None:
+    """The bundle's crowding correction; None when the model has none."""
+    if not meta.crowding_file or meta.crowding_k <= 0:
+        return None
+    path = Path(model_dir) / meta.crowding_file
+    if not path.is_file():
+        raise ModelLoadError(f"Model background fingerprints {path} are missing")
+    if meta.crowding_sha256 and sha256_file(path) != meta.crowding_sha256:
+        raise ModelLoadError(f"Model background fingerprints {path} do not match {METADATA_FILE}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Model background fingerprints {path} cannot be read: {exc}") from exc
+    if array.ndim != 2 or array.shape[1] != meta.embedding_dim or not np.isfinite(array).all():
+        raise ModelLoadError(
+            f"Model background fingerprints {path} have shape {array.shape}; expected "
+            f"(N, {meta.embedding_dim}) finite values"
+        )
+    try:
+        return Crowding(
+            array.astype(np.float32), meta.crowding_k, meta.crowding_reference, meta.crowding_radius
+        )
+    except ValueError as exc:
+        raise ModelLoadError(f"{Path(model_dir) / METADATA_FILE}: {exc}") from exc
+
+
 def save_model_bundle(
-    network: FingerprintNet, meta: ModelMetadata, model_dir: Path
+    network: FingerprintNet,
+    meta: ModelMetadata,
+    model_dir: Path,
+    background: np.ndarray | None = None,
 ) -> ModelMetadata:
-    """Write fp16 weights and metadata atomically; returns the metadata with the weights' sha256."""
+    """Write fp16 weights, the ``background`` fingerprints (fp16, when given; ``meta``'s
+    ``crowding_k``, ``crowding_reference`` and ``crowding_radius`` describe their use) and
+    metadata atomically; returns the metadata with the files' sha256."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    if background is not None:
+        stream = io.BytesIO()
+        np.save(stream, np.asarray(background, dtype=np.float16), allow_pickle=False)
+        data = stream.getvalue()
+        atomic_write_bytes(model_dir / BACKGROUND_FILE, data)
+        meta = dataclasses.replace(
+            meta, crowding_file=BACKGROUND_FILE, crowding_sha256=hashlib.sha256(data).hexdigest()
+        )
+    else:
+        meta = dataclasses.replace(meta, crowding_file="", crowding_sha256="", crowding_k=0)
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in network.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(state, buffer)

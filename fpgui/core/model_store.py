@@ -2,7 +2,7 @@
 
 Layout, under :func:`fpgui.core.paths.data_dir`::
 
-    models/<model_id>/model.json, weights.pt[, evaluation.json]   one folder per adopted model
+    models/<model_id>/model.json, weights.pt[, background.npy, evaluation.json]   one per model
     models/active.json                                             which one is active, and why
 
 ``active.json`` holds ``active`` (a model id, or null for the bundled model), ``previous`` (the
@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from fpgui.core.atomic import atomic_write_text
 from fpgui.core.errors import FpguiError, ModelLoadError
-from fpgui.core.model_files import METADATA_FILE, read_metadata, sha256_file
+from fpgui.core.model_files import METADATA_FILE, load_crowding, read_metadata, sha256_file
 from fpgui.core.paths import bundled_model_dir, data_dir
 
 MODELS_DIR = "models"
@@ -129,6 +129,7 @@ def validate_bundle(model_dir: Path) -> str:
             f"Model weights {weights} do not match {METADATA_FILE} "
             f"(sha256 {actual[:12]}..., expected {meta.weights_sha256[:12]}...)"
         )
+    load_crowding(model_dir, meta)  # the background fingerprints, when it has them
     return meta.model_id
 
 
@@ -173,7 +174,8 @@ def _copy_bundle(source: Path, target: Path, model_id: str) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{model_id}.", dir=store_dir()))
     try:
         meta = read_metadata(source)
-        for name in (METADATA_FILE, meta.weights_file, *EXTRA_FILES):
+        names = (METADATA_FILE, meta.weights_file, meta.crowding_file, *EXTRA_FILES)
+        for name in filter(None, names):
             if (source / name).is_file():
                 shutil.copy2(source / name, staging / name)
         validate_bundle(staging)  # the copy, not only the source, must be whole

@@ -38,6 +38,14 @@ class VerdictRule:
     ratio_threshold: float = 0.0
     reference_distance: float = 0.0
 
+    def scaled(self, factor: float) -> VerdictRule:
+        """The rule for distances multiplied by ``factor`` (crowding, see core/crowding.py),
+        expressed on the true distances: the distance limits divided by ``factor``; the ratio,
+        which the factor leaves unchanged, keeps its threshold."""
+        return VerdictRule(
+            self.threshold / factor, self.ratio_threshold, self.reference_distance / factor
+        )
+
     def ratio(self, nearest: float, second: float | None) -> float:
         """``d1 / min(d2, reference_distance)``; ``second`` None means no distinct second image."""
         cap = self.reference_distance if self.reference_distance > 0 else math.inf
@@ -58,6 +66,13 @@ class VerdictPolicy:
 
     strict: VerdictRule
     balanced: VerdictRule | None = None
+
+    def scaled(self, factor: float) -> VerdictPolicy:
+        """Both rules for one query whose crowding factor is ``factor``."""
+        if factor <= 0 or not math.isfinite(factor):
+            raise ValueError(f"a crowding factor must be positive and finite, not {factor}")
+        balanced = None if self.balanced is None else self.balanced.scaled(factor)
+        return VerdictPolicy(self.strict.scaled(factor), balanced)
 
     def decide(self, nearest: float | None, second: float | None) -> Verdict:
         if nearest is None:

@@ -374,3 +374,74 @@ def test_second_distance_uses_the_fingerprints_not_the_query_distances() -> None
     assert second_distance(hood, radius=0.1) == pytest.approx(0.2)
     assert second_distance(hood, radius=0.6) is None
     assert second_distance(Neighbourhood([], np.zeros((0, 3), np.float32), 0), 0.1) is None
+
+
+# -- crowding (see core/crowding.py) ---------------------------------------------------------------
+
+
+def crowded_model(source: Path, folder: Path, background: np.ndarray, **values: float) -> Path:
+    """A copy of ``source`` carrying ``background`` fingerprints and crowding constants."""
+    shutil.copytree(source, folder)
+    stream = io.BytesIO()
+    np.save(stream, background.astype(np.float16), allow_pickle=False)
+    (folder / "background.npy").write_bytes(stream.getvalue())
+    meta = dataclasses.replace(
+        read_metadata(folder),
+        crowding_file="background.npy",
+        crowding_sha256=hashlib.sha256(stream.getvalue()).hexdigest(),
+        **values,
+    )
+    (folder / METADATA_FILE).write_text(meta.to_json(), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def background(twin_library: Library) -> np.ndarray:
+    """Fingerprints of photos that are not in the library."""
+    return twin_library.embedder.embed_images([make_photo(i) for i in range(20, 32)])
+
+
+@pytest.mark.parametrize("factor", [0.5, 2.0], ids=["few-look-alikes", "many-look-alikes"])
+def test_crowding_scales_the_thresholds_for_the_query(
+    twin_library: Library, captioned: Image.Image, measured: Measured, random_model_dir: Path,
+    background: np.ndarray, tmp_path: Path, factor: float,
+) -> None:  # fmt: skip
+    d1 = measured.d1
+    query = twin_library.embedder.embed_image(captioned)
+    stored = background.astype(np.float16).astype(np.float64)
+    kth = sorted(float(np.linalg.norm(query - b)) for b in stored)[2]
+    # Thresholds just past d1 (a copy without crowding); the reference makes the factor ``factor``.
+    model = crowded_model(
+        random_model_dir, tmp_path / "model", background, threshold=d1 * 1.2,
+        crowding_k=3, crowding_reference=kth * factor, crowding_radius=0.05,
+    )  # fmt: skip
+    result = check_with(twin_library, model, captioned)
+    assert result.crowding == pytest.approx(factor, rel=1e-3)
+    assert result.threshold == pytest.approx(d1 * 1.2 / factor, rel=1e-3)
+    assert result.matches[0].distance == pytest.approx(d1)  # true distances are shown
+    assert result.verdict is (Verdict.COPY if factor < 1 else Verdict.NO_MATCH)
+    assert result.evidence_text() == (
+        f"distance {d1:.2f} (threshold {d1 * 1.2 / factor:.2f}); thresholds x{1 / factor:.2f} "
+        f"for this picture ({'few' if factor < 1 else 'many'} look-alikes)"
+    )
+    assert result.to_json_dict()["threshold"] == pytest.approx(result.threshold)
+
+
+def test_a_protected_picture_in_the_background_does_not_crowd_its_own_copies(
+    twin_library: Library, captioned: Image.Image, measured: Measured, random_model_dir: Path,
+    background: np.ndarray, twin_folder: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    original = twin_library.embedder.embed_image(load_image(twin_folder / "photo_1.jpg"))
+    query = twin_library.embedder.embed_image(captioned)
+    with_original = np.vstack([original[None, :], background])
+    stored = background.astype(np.float16).astype(np.float64)
+    nearest_other = min(float(np.linalg.norm(query - b)) for b in stored)
+    assert nearest_other > measured.d1 * 1.3  # unguarded, photo_1 itself would crowd the query
+    model = crowded_model(
+        random_model_dir, tmp_path / "model", with_original, threshold=measured.d1 * 1.2,
+        crowding_k=1, crowding_reference=nearest_other, crowding_radius=0.05,
+    )  # fmt: skip
+    result = check_with(twin_library, model, captioned)
+    # Background image 0 (photo_1 itself, d1 from the query) is skipped: factor 1.
+    assert result.crowding == pytest.approx(1.0, rel=1e-3)
+    assert result.verdict is Verdict.COPY

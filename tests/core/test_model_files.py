@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from fpgui.core.architecture import FingerprintNet
 from fpgui.core.errors import ModelLoadError
 from fpgui.core.model_files import (
+    BACKGROUND_FILE,
     METADATA_FILE,
     WEIGHTS_FILE,
     ModelMetadata,
+    load_crowding,
     load_model_bundle,
     read_metadata,
     save_model_bundle,
@@ -103,3 +108,76 @@ def test_unknown_metadata_keys_are_ignored(tmp_path: Path) -> None:
     raw["added_by_a_newer_fpgui"] = True
     (tmp_path / METADATA_FILE).write_text(json.dumps(raw))
     assert read_metadata(tmp_path).name == "m"
+
+
+# -- background fingerprints (the crowding correction) -------------------------------------------
+
+
+@pytest.fixture
+def crowded_bundle(bundle: Path) -> Path:
+    network, meta = load_model_bundle(bundle)
+    meta = dataclasses.replace(meta, crowding_k=2, crowding_reference=0.9, crowding_radius=0.2)
+    background = np.random.default_rng(0).normal(size=(10, 128)).astype(np.float32)
+    save_model_bundle(network, meta, bundle, background)
+    return bundle
+
+
+def test_background_round_trips_in_fp16(crowded_bundle: Path) -> None:
+    meta = read_metadata(crowded_bundle)
+    assert meta.crowding_file == BACKGROUND_FILE and len(meta.crowding_sha256) == 64
+    crowding = load_crowding(crowded_bundle, meta)
+    assert crowding is not None
+    assert (crowding.k, crowding.reference, crowding.radius) == (2, 0.9, 0.2)
+    expected = np.random.default_rng(0).normal(size=(10, 128)).astype(np.float16)
+    assert np.array_equal(crowding.background, expected.astype(np.float32))
+
+
+def test_a_bundle_saved_without_background_has_no_crowding(crowded_bundle: Path) -> None:
+    network, meta = load_model_bundle(crowded_bundle)
+    save_model_bundle(network, meta, crowded_bundle)
+    again = read_metadata(crowded_bundle)
+    assert (again.crowding_file, again.crowding_k) == ("", 0)
+    assert load_crowding(crowded_bundle, again) is None
+
+
+def test_missing_background(crowded_bundle: Path) -> None:
+    (crowded_bundle / BACKGROUND_FILE).unlink()
+    with pytest.raises(ModelLoadError, match="background fingerprints .* are missing"):
+        load_crowding(crowded_bundle, read_metadata(crowded_bundle))
+
+
+def test_corrupt_background_fails_the_checksum(crowded_bundle: Path) -> None:
+    data = bytearray((crowded_bundle / BACKGROUND_FILE).read_bytes())
+    data[-3] ^= 0xFF
+    (crowded_bundle / BACKGROUND_FILE).write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="background fingerprints .* do not match"):
+        load_crowding(crowded_bundle, read_metadata(crowded_bundle))
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (np.zeros((10, 64), np.float16), "shape"),
+        (np.full((10, 128), np.nan, np.float16), "finite"),
+        (None, "cannot be read"),
+    ],
+    ids=["wrong-width", "not-finite", "not-npy"],
+)
+def test_background_of_the_wrong_kind_is_refused(
+    crowded_bundle: Path, payload: np.ndarray | None, message: str
+) -> None:
+    stream = io.BytesIO()
+    if payload is None:
+        stream.write(b"not a numpy file")
+    else:
+        np.save(stream, payload, allow_pickle=False)
+    (crowded_bundle / BACKGROUND_FILE).write_bytes(stream.getvalue())
+    meta = dataclasses.replace(read_metadata(crowded_bundle), crowding_sha256="")
+    with pytest.raises(ModelLoadError, match=message):
+        load_crowding(crowded_bundle, meta)
+
+
+def test_crowding_constants_out_of_range_are_refused(crowded_bundle: Path) -> None:
+    meta = dataclasses.replace(read_metadata(crowded_bundle), crowding_reference=-1.0)
+    with pytest.raises(ModelLoadError, match="reference > 0"):
+        load_crowding(crowded_bundle, meta)

@@ -7,11 +7,18 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fpgui.core import model_store
+from fpgui.core.embedder import Embedder
 from fpgui.core.errors import ModelLoadError
-from fpgui.core.model_files import read_metadata, sha256_file
+from fpgui.core.model_files import (
+    load_model_bundle,
+    read_metadata,
+    save_model_bundle,
+    sha256_file,
+)
 from fpgui.core.paths import bundled_model_dir
 
 
@@ -98,3 +105,22 @@ def test_unreadable_state_or_deleted_model_falls_back_to_bundled(
     shutil.rmtree(adopted)
     assert model_store.active_model_dir() == bundled_model_dir()
     assert model_store.history() == []
+
+
+def test_background_fingerprints_are_adopted_with_the_model_and_checked(
+    random_model_dir: Path, tmp_path: Path
+) -> None:
+    network, meta = load_model_bundle(random_model_dir)
+    meta = dataclasses.replace(meta, crowding_k=1, crowding_reference=1.0, crowding_radius=0.1)
+    source = tmp_path / "crowded"
+    save_model_bundle(network, meta, source, np.ones((4, 128), np.float32))
+    (source / "background.npy").write_bytes(b"torn")
+    with pytest.raises(ModelLoadError, match="background fingerprints .* do not match"):
+        model_store.adopt(source)
+
+    save_model_bundle(network, meta, source, np.ones((4, 128), np.float32))
+    adopted = model_store.adopt(source)
+    assert sorted(p.name for p in adopted.iterdir()) == [
+        "background.npy", "model.json", "weights.pt",
+    ]  # fmt: skip
+    assert Embedder(adopted, device="cpu").crowding is not None

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from fpgui.core.crowding import Crowding
+from fpgui.core.embedder import Embedder
+from fpgui.core.model_files import load_model_bundle
 from fpgui.core.verdict import VerdictPolicy, VerdictRule
 from model_training.evaluate import (
     PUBLISHED_MODIFICATIONS,
     HeldOut,
+    ModelFingerprinter,
     Verdicts,
     build_eval_data,
     calibrate_policy,
@@ -181,3 +187,28 @@ def test_balanced_rule_is_never_stricter_than_the_strict_one() -> None:
 def test_scores_accept_a_plain_threshold_or_a_policy() -> None:
     v = _v([0.1, 0.2, 0.9], [True, True, False], [True, True, False])
     assert scores(v, 0.5) == scores(v, VerdictPolicy(VerdictRule(0.5)))
+
+
+def test_query_distances_carry_the_crowding_factor_library_distances_do_not(
+    random_model_dir: Path,
+) -> None:
+    network, meta = load_model_bundle(random_model_dir)
+    embedder = Embedder.from_network(network, meta)
+    library = [make_photo(i) for i in range(4)]
+    queries = [make_photo(i).rotate(5) for i in range(3)]
+    background = embedder.embed_images([make_photo(i) for i in range(10, 16)])
+    crowding = Crowding(background, k=2, reference=0.7, radius=0.0)
+    crowded = Embedder.from_network(network, meta, crowding=crowding)
+    method = ModelFingerprinter("model", crowded)
+    plain = method.distances(queries, library)
+    scaled = method.query_distances(queries, library)
+    q = embedder.embed_images(queries)
+    nearest = embedder.embed_images(library)[plain.argmin(axis=1)]
+    factors = crowding.factors(q, nearest)
+    assert not np.allclose(factors, 1.0)
+    np.testing.assert_allclose(scaled, plain * factors[:, None], rtol=1e-5)
+    # The hashes have no crowding correction.
+    phash = hash_fingerprinters()[0]
+    np.testing.assert_array_equal(
+        phash.query_distances(queries, library), phash.distances(queries, library)
+    )

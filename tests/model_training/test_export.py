@@ -24,8 +24,14 @@ def test_tiny_train_evaluate_export_round_trip(tiny_corpus: Path, tmp_path: Path
     assert saved.training["steps_done"] == 3
     assert set(saved.metrics["model"]["corpus-test"]) >= {"precision", "recall", "f1", "top5"}
     assert (out / "evaluation.json").exists()
+    # The crowding correction: background fingerprints of training-split images, bundled.
+    assert saved.crowding_file == "background.npy" and saved.crowding_k == 3
+    assert saved.crowding_reference > 0 and saved.crowding_radius == saved.crowding_radius >= 0
 
     embedder = Embedder(out, device="cpu")
+    assert embedder.crowding is not None
+    assert embedder.crowding.background.shape[1] == 128
+    assert 3 <= len(embedder.crowding.background) <= 40
     image = make_photo(5)
     e = embedder.embed_images([image, image])
     assert e.shape == (2, 128) and e.dtype == np.float32
