@@ -123,8 +123,9 @@ class CheckResult:
             limits += f", possible below {f(self.possible_threshold)}"
         text = f"distance {f(nearest.distance)} ({limits})"
         if abs(self.crowding - 1.0) >= 0.005:
-            text += f"; thresholds x{f(1.0 / self.crowding)} for this picture " + (
-                "(few look-alikes)" if self.crowding < 1.0 else "(many look-alikes)"
+            fewer = "fewer" if self.crowding < 1.0 else "more"
+            text += (
+                f"; thresholds x{f(1.0 / self.crowding)}: {fewer} look-alikes than most pictures"
             )
         if self.ratio_threshold is None and self.possible_ratio_threshold is None:
             return text

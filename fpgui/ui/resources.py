@@ -57,6 +57,8 @@ query. Several files or a folder give a table you can export.</p>
 image (an L2 distance between fingerprints, 0 = identical, 2 = opposite), and, for models calibrated
 for it, that distance as a fraction of the distance to the next different protected image (a copy
 is much nearer its original than anything else, even when heavy edits push its distance up). The
-thresholds come from the model's calibration; you can override the copy distance threshold in
+thresholds come from the model's calibration and are scaled for each image by how many unrelated
+look-alikes it has: looser for a distinctive picture, tighter for a dark frame, a sky or a texture
+(the banner says when and by how much). You can override the copy distance threshold in
 Settings.</p>
 """

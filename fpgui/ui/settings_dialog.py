@@ -105,7 +105,9 @@ class SettingsDialog(QDialog):
         threshold_row.addStretch(1)
         form.addRow("Verdict threshold:", threshold_row)
         self.threshold_note = QLabel(
-            "A query closer than this L2 distance to a library image is reported as a copy."
+            "A query closer than this L2 distance to a library image is reported as a copy. "
+            "Models with a crowding correction scale it for each query: up for a picture with "
+            "no look-alikes, down for one among many (dark frames, skies, textures)."
         )
         self.threshold_note.setWordWrap(True)
         form.addRow("", self.threshold_note)

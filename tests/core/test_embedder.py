@@ -97,6 +97,10 @@ def test_bundled_model_loads_and_separates_images() -> None:
     a_small = a.resize((200, 150))
     e = embedder.embed_images([a, a_small, b])
     assert np.linalg.norm(e[0] - e[1]) < np.linalg.norm(e[0] - e[2])
+    # It carries its crowding correction: thousands of background fingerprints, checked on load.
+    assert embedder.crowding is not None and len(embedder.crowding.background) >= 1000
+    factor = embedder.crowding.factor(e[0], e[1])
+    assert 0.3 < factor < 3.0
 
 
 def test_fast_bf16_is_read_from_the_cpu_flags(

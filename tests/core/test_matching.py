@@ -401,7 +401,7 @@ def background(twin_library: Library) -> np.ndarray:
     return twin_library.embedder.embed_images([make_photo(i) for i in range(20, 32)])
 
 
-@pytest.mark.parametrize("factor", [0.5, 2.0], ids=["few-look-alikes", "many-look-alikes"])
+@pytest.mark.parametrize("factor", [0.5, 2.0], ids=["fewer-look-alikes", "more-look-alikes"])
 def test_crowding_scales_the_thresholds_for_the_query(
     twin_library: Library, captioned: Image.Image, measured: Measured, random_model_dir: Path,
     background: np.ndarray, tmp_path: Path, factor: float,
@@ -421,8 +421,8 @@ def test_crowding_scales_the_thresholds_for_the_query(
     assert result.matches[0].distance == pytest.approx(d1)  # true distances are shown
     assert result.verdict is (Verdict.COPY if factor < 1 else Verdict.NO_MATCH)
     assert result.evidence_text() == (
-        f"distance {d1:.2f} (threshold {d1 * 1.2 / factor:.2f}); thresholds x{1 / factor:.2f} "
-        f"for this picture ({'few' if factor < 1 else 'many'} look-alikes)"
+        f"distance {d1:.2f} (threshold {d1 * 1.2 / factor:.2f}); thresholds x{1 / factor:.2f}: "
+        f"{'fewer' if factor < 1 else 'more'} look-alikes than most pictures"
     )
     assert result.to_json_dict()["threshold"] == pytest.approx(result.threshold)
 
