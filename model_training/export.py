@@ -112,7 +112,7 @@ def export_run(
     holdout: Path | None,
     seed: int = 0,
     runs: int = 3,
-    queries: int = 500,
+    queries: int = 1000,
     per_mod: int = 50,
     name: str = "fpgui-resnet18",
     version: str | None = None,
@@ -178,6 +178,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--holdout", default="corpus/holdout")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--per-mod", type=int, default=50)
     parser.set_defaults(func=run)
