@@ -21,6 +21,7 @@ well-known wallpaper, say) does not make its own copies look crowded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -52,9 +53,8 @@ class Crowding:
         ``queries`` ``(Q, D)`` are query fingerprints, ``nearest`` ``(Q, D)`` the fingerprint of
         each query's nearest library image (its near-duplicates in the background are skipped).
         """
-        background = self.background.astype(np.float64)
-        to_query = _distances(np.asarray(queries, dtype=np.float64), background)
-        to_nearest = _distances(np.asarray(nearest, dtype=np.float64), background)
+        to_query = self._distances_to(queries)
+        to_nearest = self._distances_to(nearest)
         to_query[to_nearest < self.radius] = np.inf
         kth = np.partition(to_query, self.k - 1, axis=1)[:, self.k - 1]
         # Guards: every background image a twin of the nearest (inf) or the query itself one.
@@ -68,8 +68,17 @@ class Crowding:
         near = np.asarray(nearest, dtype=np.float64)[None, :]
         return float(self.factors(one, near)[0])
 
+    @cached_property
+    def _squared_norms(self) -> npt.NDArray[np.float64]:
+        norms: npt.NDArray[np.float64] = (self.background.astype(np.float64) ** 2).sum(1)
+        return norms
 
-def _distances(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    squared = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
-    result: npt.NDArray[np.float64] = np.sqrt(np.clip(squared, 0, None))
-    return result
+    def _distances_to(self, vectors: FloatArray) -> npt.NDArray[np.float64]:
+        """``(Q, N)`` L2 distances from ``vectors`` to the background (float32 products)."""
+        rows = np.asarray(vectors, dtype=np.float32)
+        products = (rows @ self.background.T).astype(np.float64)
+        squared = (
+            (rows.astype(np.float64) ** 2).sum(1)[:, None] + self._squared_norms - 2 * products
+        )
+        result: npt.NDArray[np.float64] = np.sqrt(np.clip(squared, 0, None))
+        return result
