@@ -696,16 +696,21 @@ def _largest_inner_rect(w: int, h: int, radians: float) -> tuple[float, float]:
     return (w * cos_a - h * sin_a) / cos_2a, (h * cos_a - w * sin_a) / cos_2a
 
 
+def quarter_turn(img: Image.Image, rng: random.Random) -> Image.Image:
+    """``img`` turned by 90, 180 or 270 degrees (lossless; width and height swap on odd turns)."""
+    turn = rng.choice(
+        (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
+    )
+    return img.transpose(turn)
+
+
 @_modification
 def rotate(
     img: Image.Image, rng: random.Random, *, other: Image.Image | None = None
 ) -> Image.Image:
     """A quarter turn, or a small tilt (2-15 degrees) expanded, clipped, or cropped to valid."""
     if rng.random() < 0.3:
-        turn = rng.choice(
-            (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
-        )
-        return img.transpose(turn)
+        return quarter_turn(img, rng)
     angle = rng.uniform(2.0, 15.0) * rng.choice((-1.0, 1.0))
     resample = rng.choice((Image.Resampling.BILINEAR, Image.Resampling.BICUBIC))
     variant = rng.choice(("expand", "clip", "crop"))

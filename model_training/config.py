@@ -24,6 +24,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "init_from": "",
     "precision": "fp32",
     "entropy_weight": 0.0,
+    "quarter_turns": 0.0,
 }
 
 
@@ -55,6 +56,7 @@ class TrainConfig:
     photo_weight: float = 2.0  # photos are sampled this many times as often as art
     procedural_anchors: int = 1500  # dead-leaves images added as anchors
     composed_fraction: float = 0.1  # share of anchors built as collages of corpus images
+    quarter_turns: float = 0.0  # share of modified copies also turned by 90, 180 or 270 degrees
     val_fraction: float = 0.05  # of corpus groups, for validation and threshold calibration
     test_fraction: float = 0.05  # of corpus groups, never trained on, for evaluation
     val_every: int = 200  # steps
@@ -107,6 +109,8 @@ class TrainConfig:
             raise ValueError("normalization must be 'fixed' or 'per_image'")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError("precision must be 'auto', 'fp32' or 'bf16'")
+        if not 0 <= self.quarter_turns <= 1:
+            raise ValueError("quarter_turns must be in [0, 1]")
         if self.entropy_weight < 0:
             raise ValueError("entropy_weight must not be negative")
         if self.steps < 1:

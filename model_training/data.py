@@ -171,7 +171,8 @@ def make_batch(
     """One P x K batch: ``(P*K, 1, S, S)`` float32 images and ``(P*K,)`` int64 labels.
 
     Copy 0 of each anchor is the original (as a library holds it); copies 1..K-1 are random
-    modifications. A ``composed_fraction`` of the anchors are collages of corpus images.
+    modifications, a ``quarter_turns`` share of them also turned a quarter, half or three
+    quarters. A ``composed_fraction`` of the anchors are collages of corpus images.
     """
     rng = step_rng(config.seed, step, stream)
     np_rng = np.random.default_rng(rng.getrandbits(63))
@@ -192,6 +193,8 @@ def make_batch(
         for _ in range(config.copies_per_anchor - 1):
             other = bank.images[rng.randrange(len(bank))]
             copy, _name = augment.random_modification(anchor, rng, other)
+            if config.quarter_turns and rng.random() < config.quarter_turns:
+                copy = augment.quarter_turn(copy, rng)
             tensors.append(to_model_tensor(copy, meta))
             labels.append(label)
     return torch.stack(tensors), torch.tensor(labels, dtype=torch.int64)

@@ -17,6 +17,7 @@ from model_training.augment import (
     compose_anchor,
     dead_leaves,
     modification_names,
+    quarter_turn,
     random_modification,
 )
 
@@ -118,6 +119,22 @@ def test_hflip_mirrors() -> None:
     source = photo()
     out = MODIFICATIONS["hflip"](source, random.Random(0))
     assert same(out.transpose(Image.Transpose.FLIP_LEFT_RIGHT), source)
+
+
+def test_quarter_turn_is_a_lossless_turn_of_90_180_or_270_degrees() -> None:
+    source = photo((300, 200))
+    turns = {
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_180,
+        Image.Transpose.ROTATE_270,
+    }
+    seen = set()
+    for seed in range(30):
+        out = quarter_turn(source, random.Random(seed))
+        matches = [t for t in turns if same(out, source.transpose(t))]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert seen == turns
 
 
 def test_aspect_stretches_one_axis() -> None:

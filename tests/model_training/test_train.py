@@ -67,6 +67,19 @@ def test_batch_is_a_pure_function_of_seed_and_step(tiny_corpus: Path, tmp_path: 
     assert not torch.equal(images, other)
 
 
+def test_quarter_turns_turn_only_the_modified_copies(tiny_corpus: Path, tmp_path: Path) -> None:
+    plain = tiny_config(tiny_corpus, tmp_path, copies_per_anchor=3, composed_fraction=0.0)
+    turned = dataclasses.replace(plain, quarter_turns=1.0)
+    bank = AnchorBank.from_entries(tiny_corpus, read_manifest(tiny_corpus), plain)
+    before, _ = make_batch(bank, plain, step=3)
+    after, _ = make_batch(bank, turned, step=3)
+    originals = slice(0, None, 3)
+    assert torch.equal(before[originals], after[originals])
+    assert not torch.equal(before, after)
+    with pytest.raises(ValueError, match="quarter_turns"):
+        dataclasses.replace(plain, quarter_turns=1.5).validate()
+
+
 def test_validation_uses_every_anchor_once(tmp_path: Path) -> None:
     # 150 distinct anchors: enough for several validation batches of 64.
     rng = np.random.default_rng(0)
