@@ -69,6 +69,13 @@ def make_photo(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
     return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), "RGB")
 
 
+def unit_vectors(n: int, seed: int, dim: int) -> np.ndarray:
+    """``(n, dim)`` float32 rows of length 1, like the model's embeddings."""
+    rows = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    normed: np.ndarray = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return normed
+
+
 @pytest.fixture
 def photo_folder(tmp_path: Path) -> Path:
     """Eight distinct JPEG photos in a folder."""

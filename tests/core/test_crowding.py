@@ -7,12 +7,11 @@ import pytest
 
 from fpgui.core.crowding import Crowding
 from fpgui.core.verdict import VerdictPolicy, VerdictRule
+from tests.conftest import unit_vectors
 
 
 def unit(rows: int, seed: int) -> np.ndarray:
-    vectors = np.random.default_rng(seed).normal(size=(rows, 16)).astype(np.float32)
-    normed: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    return normed
+    return unit_vectors(rows, seed, dim=16)
 
 
 def test_factor_is_reference_over_the_kth_background_distance() -> None:

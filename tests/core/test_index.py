@@ -20,15 +20,14 @@ from fpgui.core.index import (
     METADATA_NAME,
     FingerprintIndex,
 )
+from tests.conftest import unit_vectors as shared_unit_vectors
 
 DIM = 16
 MODEL = "a" * 64
 
 
 def unit_vectors(n: int, seed: int, dim: int = DIM) -> np.ndarray:
-    """``(n, dim)`` float32 rows of length 1, like the model's embeddings."""
-    rows = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return shared_unit_vectors(n, seed, dim)
 
 
 def exact(

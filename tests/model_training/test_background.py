@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 
 from model_training.background import fit_crowding
+from tests.conftest import unit_vectors
 
 
 def unit(rows: int, seed: int) -> np.ndarray:
-    vectors = np.random.default_rng(seed).normal(size=(rows, 8)).astype(np.float32)
-    normed: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    return normed
+    return unit_vectors(rows, seed, dim=8)
 
 
 def test_reference_is_the_median_kth_background_distance_of_the_calibration_queries() -> None:
