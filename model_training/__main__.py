@@ -1,4 +1,4 @@
-"""``python -m model_training COMMAND``: corpus, train, evaluate, export, reproduce.
+"""``python -m model_training COMMAND``: corpus, train, evaluate, export, reproduce, compare.
 
 Each command module owns its arguments through ``register(subparsers)``.
 """
@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("corpus", "train", "evaluate", "export", "reproduce")
+COMMAND_MODULES = ("corpus", "train", "evaluate", "export", "reproduce", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
