@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
 
 T = TypeVar("T")
 
@@ -195,16 +195,25 @@ class ThreadTaskRunner(TaskRunner):
         emitter.done.connect(handle._on_done, queued)
         emitter.error.connect(handle._on_error, queued)
         key = id(handle)
-        # The runner keeps handle and emitter alive until the task has ended.
+        # The runner keeps handle and emitter alive until the task has ended, and lets go of
+        # them only after ``ended``'s slots have returned: dropping the last reference inside
+        # the handle's own slot deleted it mid-call, and a last reference dropped by the worker
+        # thread deleted the emitter there; both crashed the GUI thread now and then.
         self._active[key] = (handle, emitter)
-        handle.ended.connect(lambda: self._active.pop(key, None))
+        handle.ended.connect(lambda: QTimer.singleShot(0, lambda: self._release(key)))
         if connect is not None:
             connect(handle)
         self.pool.start(_Runnable(fn, control, emitter))
         return handle
 
+    def _release(self, key: int) -> None:
+        entry = self._active.pop(key, None)
+        if entry is not None:
+            # Deleted here, on the GUI thread it belongs to, whoever holds the last reference.
+            entry[1].deleteLater()
+
     def active(self) -> list[TaskHandle[Any]]:
-        return [handle for handle, _ in self._active.values()]
+        return [handle for handle, _ in self._active.values() if handle.is_running]
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
         for handle in self.active():

@@ -78,6 +78,29 @@ def test_cancel_is_a_flag_the_task_polls(qtbot: QtBot) -> None:
     assert runner.active() == []
 
 
+def test_ended_tasks_are_released_on_the_gui_thread_after_their_slots(qtbot: QtBot) -> None:
+    """Many short tasks (thumbnails) once crashed the GUI thread now and then: a handle was
+    deleted inside its own slot, or its emitter by the worker thread that dropped the last
+    reference. The runner now lets go of both after ``ended``, on the GUI thread."""
+    runner = ThreadTaskRunner(max_threads=2)
+    gui_thread = threading.get_ident()
+    emitters_deleted_on: list[int] = []
+    ended: list[int] = []
+    handles = []
+    for i in range(40):
+        handle = run_task(runner, "short", lambda control, i=i: i)
+        emitter = runner._active[id(handle)][1]
+        emitter.destroyed.connect(lambda *_: emitters_deleted_on.append(threading.get_ident()))
+        # While ``ended`` is delivered, the runner still holds the task.
+        handle.ended.connect(lambda h=handle: ended.append(int(id(h) in runner._active)))
+        handles.append(handle)
+    qtbot.waitUntil(lambda: len(emitters_deleted_on) == 40, timeout=10000)
+    assert set(emitters_deleted_on) == {gui_thread}
+    assert ended == [1] * 40
+    assert runner._active == {} and runner.active() == []
+    assert sorted(h.result for h in handles) == list(range(40))
+
+
 def test_sync_runner_runs_at_once_with_callbacks_connected() -> None:
     runner = SyncTaskRunner()
     got: list[object] = []
