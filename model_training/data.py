@@ -193,6 +193,7 @@ def make_batch(
         for _ in range(config.copies_per_anchor - 1):
             other = bank.images[rng.randrange(len(bank))]
             copy, _name = augment.random_modification(anchor, rng, other)
+            # No draw when the option is off: runs without it keep their batches (and resume).
             if config.quarter_turns and rng.random() < config.quarter_turns:
                 copy = augment.quarter_turn(copy, rng)
             tensors.append(to_model_tensor(copy, meta))
